@@ -1,0 +1,18 @@
+//! The domain model shared by server, agents and the browser. Every type validates itself
+//! and reports the offending field by name, so the UI can show the error next to it.
+
+mod agent;
+mod datasource;
+mod offset;
+mod status;
+mod sync;
+mod user;
+mod validation;
+
+pub use agent::{AgentInfo, Assignment};
+pub use datasource::{ConnectorKind, DataSource, DataSourceInput, SecretInput};
+pub use offset::{Cursor, Offset};
+pub use status::{SyncState, SyncStatus};
+pub use sync::{Endpoint, SyncConfig, SyncMode, WriteMode};
+pub use user::{NewUser, Role, User, UserRecord};
+pub use validation::{validate_identifier, validate_name, ValidationError};

@@ -1,0 +1,36 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    #[default]
+    Idle,
+    Running,
+    /// A retryable error; the agent backs off and tries again.
+    Retrying,
+    /// A fatal error; the sync waits for the user to fix its configuration.
+    Failed,
+    Paused,
+}
+
+/// `status/<sync-id>`, written by the agent running the sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SyncStatus {
+    pub state: SyncState,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub last_run: Option<DateTime<Utc>>,
+    /// Rows copied since the sync was created.
+    #[serde(default)]
+    pub rows: u64,
+    /// Rows per second over the last batch.
+    #[serde(default)]
+    pub rate: f64,
+    /// Seconds between the newest source row and the newest copied row, when known.
+    #[serde(default)]
+    pub lag: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}

@@ -1,0 +1,193 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::validation::{validate_identifier, validate_name, ValidationError};
+
+/// How a sync decides which rows are new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Integer key cursor kept in the offset.
+    ById,
+    /// (timestamp, key) cursor kept in the offset.
+    ByTimestamp,
+    /// Cursor read from the destination's max key at each run.
+    LastDestinationId,
+    /// Cursor read from the destination's max timestamp at each run.
+    LastDestinationTimestamp,
+    /// Copy everything each run, replacing the destination.
+    FullRefreshOverwrite,
+    /// Copy everything each run, appending to the destination.
+    FullRefreshAppend,
+}
+
+impl SyncMode {
+    pub fn needs_timestamp(self) -> bool {
+        matches!(
+            self,
+            SyncMode::ByTimestamp | SyncMode::LastDestinationTimestamp
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    #[default]
+    Insert,
+    Upsert,
+}
+
+/// One side of a sync: a saved data source plus what to read or write there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub datasource_id: String,
+    /// Table, collection, topic, queue, object prefix or path, depending on the kind.
+    #[serde(default)]
+    pub table: String,
+    /// A custom query instead of a table (SQL sources only).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+/// `syncs/<id>`. Named `SyncConfig` rather than `Sync` so it never shadows the std marker
+/// trait in code that imports the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConfig {
+    pub id: String,
+    pub name: String,
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    pub mode: SyncMode,
+    #[serde(default)]
+    pub write_mode: WriteMode,
+    /// Key columns: the cursor tiebreaker and the upsert key.
+    pub key_columns: Vec<String>,
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
+    pub batch_size: u32,
+    pub poll_interval_secs: u32,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+pub const MAX_BATCH_SIZE: u32 = 1_000_000;
+
+impl SyncConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name, 128)?;
+        if self.source.datasource_id.is_empty() {
+            return Err(ValidationError::new(
+                "source.datasource_id",
+                "pick the source data source",
+            ));
+        }
+        if self.destination.datasource_id.is_empty() {
+            return Err(ValidationError::new(
+                "destination.datasource_id",
+                "pick the destination data source",
+            ));
+        }
+        match &self.source.query {
+            Some(q) if q.trim().is_empty() => {
+                return Err(ValidationError::new(
+                    "source.query",
+                    "is empty: enter a query or pick a table",
+                ))
+            }
+            Some(_) => {}
+            None => validate_identifier("source.table", &self.source.table)?,
+        }
+        validate_identifier("destination.table", &self.destination.table)?;
+        if self.key_columns.is_empty() {
+            return Err(ValidationError::new(
+                "key_columns",
+                "name at least one key column (the cursor tiebreaker and upsert key)",
+            ));
+        }
+        for k in &self.key_columns {
+            validate_identifier("key_columns", k)?;
+        }
+        match (&self.timestamp_column, self.mode.needs_timestamp()) {
+            (None, true) => {
+                return Err(ValidationError::new(
+                    "timestamp_column",
+                    "is required by this mode",
+                ))
+            }
+            (Some(t), _) => validate_identifier("timestamp_column", t)?,
+            (None, false) => {}
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(ValidationError::new(
+                "batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if self.poll_interval_secs == 0 {
+            return Err(ValidationError::new(
+                "poll_interval_secs",
+                "must be at least 1 second",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync() -> SyncConfig {
+        SyncConfig {
+            id: "s1".into(),
+            name: "orders".into(),
+            source: Endpoint {
+                datasource_id: "a".into(),
+                table: "public.orders".into(),
+                query: None,
+            },
+            destination: Endpoint {
+                datasource_id: "b".into(),
+                table: "orders".into(),
+                query: None,
+            },
+            mode: SyncMode::ById,
+            write_mode: WriteMode::Upsert,
+            key_columns: vec!["id".into()],
+            timestamp_column: None,
+            batch_size: 10_000,
+            poll_interval_secs: 5,
+            enabled: true,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn valid_sync_passes() {
+        sync().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut s = sync();
+        s.mode = SyncMode::ByTimestamp;
+        assert_eq!(s.validate().unwrap_err().field, "timestamp_column");
+        let mut s = sync();
+        s.batch_size = 0;
+        assert_eq!(s.validate().unwrap_err().field, "batch_size");
+        let mut s = sync();
+        s.destination.table = "t\"; DROP TABLE x; --".into();
+        assert_eq!(s.validate().unwrap_err().field, "destination.table");
+        let mut s = sync();
+        s.key_columns.clear();
+        assert_eq!(s.validate().unwrap_err().field, "key_columns");
+    }
+}

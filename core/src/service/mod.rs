@@ -1,0 +1,50 @@
+//! Business rules shared by the UI's server functions and the REST API, so that roles are
+//! enforced in exactly one place. Every operation takes the acting user.
+
+mod error;
+mod limiter;
+mod overview;
+mod password;
+mod users;
+
+use std::sync::Arc;
+
+pub use error::ServiceError;
+pub use limiter::LoginLimiter;
+pub use overview::{Counts, OffsetRow};
+
+use crate::model::{Role, User};
+use crate::secret::Cipher;
+use crate::store::{Keys, Store};
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub cipher: Cipher,
+    pub limiter: Arc<LoginLimiter>,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, keys: Keys, cipher: Cipher) -> Self {
+        Self {
+            store,
+            keys,
+            cipher,
+            limiter: Arc::new(LoginLimiter::default()),
+        }
+    }
+}
+
+/// Refuses unless `actor` has at least `needed`.
+pub fn require(actor: &User, needed: Role) -> Result<(), ServiceError> {
+    if actor.role.allows(needed) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden {
+            needed,
+            have: actor.role,
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! Read-only views for the dashboard and the list pages.
+
+use serde::{Deserialize, Serialize};
+
+use super::{require, ServiceError, Services};
+use crate::model::{AgentInfo, DataSource, Offset, Role, SyncConfig, User};
+use crate::secret::DataSourceRecord;
+use crate::store::{decode, MemberHealth};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub syncs: usize,
+    pub datasources: usize,
+    pub agents: usize,
+    pub assignments: usize,
+    pub errors: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffsetRow {
+    pub sync_id: String,
+    pub sync_name: String,
+    pub offset: Option<Offset>,
+}
+
+impl Services {
+    async fn count(&self, prefix: &str) -> Result<usize, ServiceError> {
+        Ok(self.store.list_all(prefix).await?.len())
+    }
+
+    pub async fn counts(&self, actor: &User) -> Result<Counts, ServiceError> {
+        require(actor, Role::Viewer)?;
+        Ok(Counts {
+            syncs: self.count(&self.keys.syncs()).await?,
+            datasources: self.count(&self.keys.datasources()).await?,
+            agents: self.count(&self.keys.agents()).await?,
+            assignments: self.count(&self.keys.assignments()).await?,
+            errors: self.count(&self.keys.errors()).await?,
+        })
+    }
+
+    pub async fn store_health(&self, actor: &User) -> Result<Vec<MemberHealth>, ServiceError> {
+        require(actor, Role::Viewer)?;
+        Ok(self.store.health().await)
+    }
+
+    pub async fn list_syncs(&self, actor: &User) -> Result<Vec<SyncConfig>, ServiceError> {
+        require(actor, Role::Viewer)?;
+        let mut out = Vec::new();
+        for kv in self.store.list_all(&self.keys.syncs()).await? {
+            out.push(decode(&kv.key, &kv.value)?);
+        }
+        Ok(out)
+    }
+
+    /// Data sources as clients may see them: secrets reduced to which ones are set.
+    pub async fn list_datasources(&self, actor: &User) -> Result<Vec<DataSource>, ServiceError> {
+        require(actor, Role::Viewer)?;
+        let mut out = Vec::new();
+        for kv in self.store.list_all(&self.keys.datasources()).await? {
+            let record: DataSourceRecord = decode(&kv.key, &kv.value)?;
+            out.push(record.source);
+        }
+        Ok(out)
+    }
+
+    pub async fn list_agents(&self, actor: &User) -> Result<Vec<AgentInfo>, ServiceError> {
+        require(actor, Role::Viewer)?;
+        let mut out = Vec::new();
+        for kv in self.store.list_all(&self.keys.agents()).await? {
+            out.push(decode(&kv.key, &kv.value)?);
+        }
+        Ok(out)
+    }
+
+    pub async fn list_offsets(&self, actor: &User) -> Result<Vec<OffsetRow>, ServiceError> {
+        let syncs = self.list_syncs(actor).await?;
+        let mut out = Vec::with_capacity(syncs.len());
+        for s in syncs {
+            let key = self.keys.offset(&s.id);
+            let offset = match self.store.get(&key).await? {
+                Some(kv) => Some(decode(&key, &kv.value)?),
+                None => None,
+            };
+            out.push(OffsetRow {
+                sync_id: s.id,
+                sync_name: s.name,
+                offset,
+            });
+        }
+        Ok(out)
+    }
+}
