@@ -1,1 +1,58 @@
+//! Idra's web UI. Pages render on the server and hydrate in the browser; data comes from
+//! `#[server]` functions whose server halves reach the Store through `Services` in context.
 
+pub mod api;
+mod components;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+
+use pages::{
+    AccountPage, AgentsPage, DashboardPage, DataSourcesPage, Layout, LoginPage, NotFound,
+    OffsetsPage, SyncsPage, UsersPage,
+};
+
+/// The HTML document around the app, rendered by the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/idra.css"/>
+        <Title text="Idra"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/login") view=LoginPage/>
+                <ParentRoute path=path!("") view=Layout>
+                    <Route path=path!("") view=DashboardPage/>
+                    <Route path=path!("syncs") view=SyncsPage/>
+                    <Route path=path!("datasources") view=DataSourcesPage/>
+                    <Route path=path!("offsets") view=OffsetsPage/>
+                    <Route path=path!("agents") view=AgentsPage/>
+                    <Route path=path!("users") view=UsersPage/>
+                    <Route path=path!("account") view=AccountPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -8,6 +8,7 @@ mod status;
 mod sync;
 mod user;
 mod validation;
+mod views;
 
 pub use agent::{AgentInfo, Assignment};
 pub use datasource::{ConnectorKind, DataSource, DataSourceInput, SecretInput};
@@ -16,3 +17,4 @@ pub use status::{SyncState, SyncStatus};
 pub use sync::{Endpoint, SyncConfig, SyncMode, WriteMode};
 pub use user::{NewUser, Role, User, UserRecord};
 pub use validation::{validate_identifier, validate_name, ValidationError};
+pub use views::{Counts, MemberHealth, OffsetRow};

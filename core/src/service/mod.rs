@@ -7,11 +7,12 @@ mod overview;
 mod password;
 mod users;
 
+pub use users::ADMIN_PASSWORD_ENV;
+
 use std::sync::Arc;
 
 pub use error::ServiceError;
 pub use limiter::LoginLimiter;
-pub use overview::{Counts, OffsetRow};
 
 use crate::model::{Role, User};
 use crate::secret::Cipher;

@@ -1,27 +1,9 @@
 //! Read-only views for the dashboard and the list pages.
 
-use serde::{Deserialize, Serialize};
-
 use super::{require, ServiceError, Services};
-use crate::model::{AgentInfo, DataSource, Offset, Role, SyncConfig, User};
+use crate::model::{AgentInfo, Counts, DataSource, OffsetRow, Role, SyncConfig, User};
 use crate::secret::DataSourceRecord;
 use crate::store::{decode, MemberHealth};
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub syncs: usize,
-    pub datasources: usize,
-    pub agents: usize,
-    pub assignments: usize,
-    pub errors: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OffsetRow {
-    pub sync_id: String,
-    pub sync_name: String,
-    pub offset: Option<Offset>,
-}
 
 impl Services {
     async fn count(&self, prefix: &str) -> Result<usize, ServiceError> {

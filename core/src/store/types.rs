@@ -207,13 +207,7 @@ pub struct WatchEvent {
     pub kv: KeyValue,
 }
 
-/// One member of the store, as the dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberHealth {
-    pub name: String,
-    pub healthy: bool,
-    pub detail: String,
-}
+pub use crate::model::MemberHealth;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,62 @@
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// What a server function reports: a message for people, and the input field it is about
+/// (so the form can show it next to that field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiError {
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl UiError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The message when it concerns `field`, for rendering next to that input.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        (self.field.as_deref() == Some(field)).then(|| self.message.clone())
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for UiError {}
+
+impl FromServerFnError for UiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self::new(format!("the server could not be reached or answered oddly: {value}"))
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<idra_core::service::ServiceError> for UiError {
+    fn from(e: idra_core::service::ServiceError) -> Self {
+        use idra_core::service::ServiceError;
+        match e {
+            ServiceError::Invalid(v) => Self {
+                message: v.message,
+                field: Some(v.field),
+            },
+            ServiceError::Store(s) => {
+                leptos::logging::error!("store error: {s}");
+                Self::new(format!("the store failed: {s}"))
+            }
+            other => Self::new(other.to_string()),
+        }
+    }
+}

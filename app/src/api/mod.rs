@@ -1,0 +1,17 @@
+//! Server functions: the browser calls them over HTTP, the server runs them with the
+//! signed-in user's role checked by `idra_core::service`.
+
+mod auth;
+mod error;
+mod overview;
+#[cfg(feature = "ssr")]
+pub mod server;
+mod users;
+
+pub use auth::*;
+pub use error::UiError;
+pub use overview::*;
+pub use users::*;
+
+/// Session entry holding the signed-in username (shared with the REST API).
+pub const SESSION_USER_KEY: &str = "user";

@@ -1,0 +1,23 @@
+//! One module per page.
+
+mod account;
+mod agents;
+mod dashboard;
+mod datasources;
+mod layout;
+mod login;
+mod not_found;
+mod offsets;
+mod syncs;
+mod users;
+
+pub use account::AccountPage;
+pub use agents::AgentsPage;
+pub use dashboard::DashboardPage;
+pub use datasources::DataSourcesPage;
+pub use layout::{CurrentUser, Layout};
+pub use login::LoginPage;
+pub use not_found::NotFound;
+pub use offsets::OffsetsPage;
+pub use syncs::SyncsPage;
+pub use users::UsersPage;

@@ -1,0 +1,29 @@
+//! Read-only shapes the dashboard and list pages show; shared by server and browser.
+
+use serde::{Deserialize, Serialize};
+
+use super::Offset;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub syncs: usize,
+    pub datasources: usize,
+    pub agents: usize,
+    pub assignments: usize,
+    pub errors: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffsetRow {
+    pub sync_id: String,
+    pub sync_name: String,
+    pub offset: Option<Offset>,
+}
+
+/// One member of the store: the embedded file, or an etcd member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberHealth {
+    pub name: String,
+    pub healthy: bool,
+    pub detail: String,
+}

@@ -1,0 +1,48 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Idra's server: web UI and REST API. Without --etcd it keeps everything in an embedded
+/// store under --data-dir and runs an agent in-process (single mode).
+#[derive(Debug, Parser)]
+#[command(name = "idra-server", version)]
+pub struct Cli {
+    /// Address to serve on [default: $LEPTOS_SITE_ADDR or 127.0.0.1:3000]
+    #[arg(long, env = "IDRA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory of the embedded store and its secret key (single mode).
+    #[arg(long, env = "IDRA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// etcd endpoints, comma-separated (cluster mode), e.g. http://10.0.0.1:2379,http://10.0.0.2:2379
+    #[arg(long, env = "IDRA_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+
+    #[arg(long, env = "IDRA_ETCD_USER")]
+    pub etcd_user: Option<String>,
+
+    #[arg(long, env = "IDRA_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+
+    /// Prefix of every key Idra writes in the store.
+    #[arg(long, env = "IDRA_STORE_PREFIX", default_value = "/idra/")]
+    pub store_prefix: String,
+
+    /// Where the built UI assets are [default: $LEPTOS_SITE_ROOT or target/site]
+    #[arg(long, env = "IDRA_SITE_ROOT")]
+    pub site_root: Option<String>,
+
+    /// The URL users reach the server at; an https URL makes session cookies Secure.
+    #[arg(long, env = "IDRA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Run no agent in this process (single mode runs one by default).
+    #[arg(long, env = "IDRA_NO_AGENT")]
+    pub no_agent: bool,
+
+    /// Agent lease TTL in seconds.
+    #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
+    pub lease_ttl: i64,
+}

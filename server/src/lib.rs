@@ -1,0 +1,11 @@
+//! Idra's web server: the Leptos UI, the REST API and sessions, over one Store.
+
+pub mod api;
+pub mod cli;
+mod router;
+mod security;
+mod session_store;
+mod startup;
+
+pub use router::{leptos_options, router, RouterConfig};
+pub use startup::run;

@@ -1,0 +1,106 @@
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use idra_core::secret::Cipher;
+use idra_core::service::Services;
+use idra_core::store::{self, EtcdOptions, Keys};
+
+use crate::cli::Cli;
+use crate::{leptos_options, router, RouterConfig};
+
+/// Opens the store, seeds the first admin, starts the in-process agent and serves until
+/// Ctrl-C or SIGTERM.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let listen = cli
+        .listen
+        .or_else(|| std::env::var("LEPTOS_SITE_ADDR").ok()?.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
+    let site_root = cli
+        .site_root
+        .clone()
+        .or_else(|| std::env::var("LEPTOS_SITE_ROOT").ok())
+        .unwrap_or_else(|| "target/site".into());
+    if !Path::new(&site_root).join("pkg").exists() {
+        tracing::warn!(
+            "no UI assets in {site_root}/pkg: pages will render but not hydrate; build them with `make run` (or `cargo leptos build`)"
+        );
+    }
+
+    let cluster = !cli.etcd.is_empty();
+    let etcd = cluster.then(|| EtcdOptions {
+        endpoints: cli.etcd.clone(),
+        user: cli.etcd_user.clone(),
+        password: cli.etcd_password.clone(),
+    });
+    let store = store::open(etcd, &cli.data_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cipher = Cipher::load((!cluster).then_some(cli.data_dir.as_path())).map_err(|e| e.to_string())?;
+    let keys = Keys::new(&cli.store_prefix);
+    let services = Services::new(store.clone(), keys.clone(), cipher);
+
+    let admin_password = std::env::var(idra_core::service::ADMIN_PASSWORD_ENV).ok();
+    if services.bootstrap(admin_password.clone()).await.map_err(|e| e.to_string())? {
+        match admin_password {
+            Some(_) => tracing::info!("created user admin with the password from IDRA_ADMIN_PASSWORD"),
+            None => tracing::warn!("created user admin with password admin: change it after signing in"),
+        }
+    }
+
+    let agent = if cli.no_agent || cluster {
+        None
+    } else {
+        let member = idra_agent::membership::Membership::start(
+            store.clone() as Arc<dyn store::Store>,
+            keys,
+            cli.lease_ttl,
+            listen.to_string(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Some(member)
+    };
+
+    let app = router(
+        services,
+        RouterConfig {
+            leptos: leptos_options(&site_root, listen),
+            secure_cookies: cli.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}; pass --listen with a free address"))?;
+    tracing::info!(
+        "Idra serving on http://{listen} ({} store)",
+        if cluster { "etcd" } else { "embedded" }
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
