@@ -30,15 +30,27 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-async fn register(store: &Arc<dyn Store>, keys: &Keys, info: &AgentInfo, ttl: i64) -> Result<KeepAlive, StoreError> {
+async fn register(
+    store: &Arc<dyn Store>,
+    keys: &Keys,
+    info: &AgentInfo,
+    ttl: i64,
+) -> Result<KeepAlive, StoreError> {
     let lease = KeepAlive::start(store.clone(), ttl).await?;
-    store.put(&keys.agent(&info.id), encode(info), Some(lease.lease)).await?;
+    store
+        .put(&keys.agent(&info.id), encode(info), Some(lease.lease))
+        .await?;
     Ok(lease)
 }
 
 impl Membership {
     /// Registers now (so a store problem is reported at start-up) and keeps registered.
-    pub async fn start(store: Arc<dyn Store>, keys: Keys, ttl_secs: i64, address: String) -> Result<Self, StoreError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        ttl_secs: i64,
+        address: String,
+    ) -> Result<Self, StoreError> {
         let info = AgentInfo {
             id: new_agent_id(),
             host: hostname(),

@@ -150,7 +150,12 @@ impl Cipher {
         }
     }
 
-    pub fn open(&self, id: &str, field: &str, sealed: &SealedSecret) -> Result<Secret, SecretError> {
+    pub fn open(
+        &self,
+        id: &str,
+        field: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Secret, SecretError> {
         let wrong = || SecretError::WrongKey {
             id: id.to_string(),
             field: field.to_string(),
@@ -204,7 +209,10 @@ impl DataSourceRecord {
                     sealed.remove(name);
                 }
                 SecretInput::Set(value) => {
-                    sealed.insert(name.clone(), cipher.seal(id, name, &Secret::new(value.clone())));
+                    sealed.insert(
+                        name.clone(),
+                        cipher.seal(id, name, &Secret::new(value.clone())),
+                    );
                 }
             }
         }
@@ -281,10 +289,20 @@ mod tests {
         );
         let mut edit = input("postgres://app@db/prod");
         edit.secrets.insert("password".into(), SecretInput::Keep);
-        let kept = DataSourceRecord::from_input(&cipher, "ds1", edit.clone(), Some(&first), chrono::Utc::now());
-        assert_eq!(kept.open_secrets(&cipher).unwrap()["password"].expose(), "pw-one-long");
+        let kept = DataSourceRecord::from_input(
+            &cipher,
+            "ds1",
+            edit.clone(),
+            Some(&first),
+            chrono::Utc::now(),
+        );
+        assert_eq!(
+            kept.open_secrets(&cipher).unwrap()["password"].expose(),
+            "pw-one-long"
+        );
         edit.secrets.insert("password".into(), SecretInput::Clear);
-        let cleared = DataSourceRecord::from_input(&cipher, "ds1", edit, Some(&kept), chrono::Utc::now());
+        let cleared =
+            DataSourceRecord::from_input(&cipher, "ds1", edit, Some(&kept), chrono::Utc::now());
         assert!(cleared.sealed.is_empty());
         assert!(cleared.source.secrets_set.is_empty());
     }
@@ -295,7 +313,10 @@ mod tests {
         let sealed = cipher.seal("ds1", "password", &Secret::new("x"));
         assert!(cipher.open("ds2", "password", &sealed).is_err());
         let other = Cipher::from_base64(&B64.encode([2u8; 32])).unwrap();
-        assert!(matches!(other.open("ds1", "password", &sealed), Err(SecretError::WrongKey { .. })));
+        assert!(matches!(
+            other.open("ds1", "password", &sealed),
+            Err(SecretError::WrongKey { .. })
+        ));
     }
 
     #[test]
@@ -309,7 +330,10 @@ mod tests {
         let sealed = a.seal("d", "password", &Secret::new("v"));
         assert_eq!(b.open("d", "password", &sealed).unwrap().expose(), "v");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Cipher::from_key_file(&path), Err(SecretError::KeyFileTooOpen { .. })));
+        assert!(matches!(
+            Cipher::from_key_file(&path),
+            Err(SecretError::KeyFileTooOpen { .. })
+        ));
     }
 
     #[test]

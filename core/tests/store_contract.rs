@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use idra_core::store::{
-    self, Compare, EmbeddedStore, EtcdOptions, EtcdStore, EventKind, KeepAlive, ListOptions,
-    Op, Store, StoreError, Txn,
+    self, Compare, EmbeddedStore, EtcdOptions, EtcdStore, EventKind, KeepAlive, ListOptions, Op,
+    Store, StoreError, Txn,
 };
 
 /// Two independent clients of one store, and a prefix no other test uses.
@@ -75,7 +75,10 @@ where
         if check().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -111,23 +114,47 @@ contract!(
 
 async fn put_get_delete_and_paged_list(f: Fixture) {
     for i in 0..5 {
-        f.a.put(&format!("{}k{i}", f.p), vec![i], None).await.unwrap();
+        f.a.put(&format!("{}k{i}", f.p), vec![i], None)
+            .await
+            .unwrap();
     }
     let kv = f.b.get(&format!("{}k3", f.p)).await.unwrap().unwrap();
     assert_eq!(kv.value, vec![3]);
     assert_eq!(kv.version, 1);
 
-    let first = f.a.list(&f.p, ListOptions { start_after: None, limit: 2 }).await.unwrap();
+    let first =
+        f.a.list(
+            &f.p,
+            ListOptions {
+                start_after: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(first.kvs.len(), 2);
     assert!(first.more);
-    let second = f
-        .a
-        .list(&f.p, ListOptions { start_after: Some(first.kvs[1].key.clone()), limit: 10 })
+    let second =
+        f.a.list(
+            &f.p,
+            ListOptions {
+                start_after: Some(first.kvs[1].key.clone()),
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert!(!second.more);
-    let keys: Vec<_> = first.kvs.iter().chain(&second.kvs).map(|kv| kv.key.clone()).collect();
-    assert_eq!(keys, (0..5).map(|i| format!("{}k{i}", f.p)).collect::<Vec<_>>());
+    let keys: Vec<_> = first
+        .kvs
+        .iter()
+        .chain(&second.kvs)
+        .map(|kv| kv.key.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        (0..5).map(|i| format!("{}k{i}", f.p)).collect::<Vec<_>>()
+    );
     assert_eq!(f.a.list_all(&f.p).await.unwrap().len(), 5);
 
     assert!(f.a.delete(&format!("{}k0", f.p)).await.unwrap());
@@ -170,7 +197,9 @@ async fn watch_from_revision_sees_every_later_change_in_order(f: Fixture) {
     f.b.delete(&k1).await.unwrap();
     f.a.put(&k2, b"c".to_vec(), None).await.unwrap();
     // A change outside the prefix must not appear.
-    f.a.put(&format!("{}other", f.p), b"x".to_vec(), None).await.unwrap();
+    f.a.put(&format!("{}other", f.p), b"x".to_vec(), None)
+        .await
+        .unwrap();
 
     let mut w = f.b.watch(&format!("{}w/", f.p), r).await.unwrap();
     let mut seen = Vec::new();
@@ -180,7 +209,12 @@ async fn watch_from_revision_sees_every_later_change_in_order(f: Fixture) {
             .expect("history event")
             .unwrap()
             .unwrap();
-        seen.push((e.kind, e.kv.key.clone(), e.kv.value.clone(), e.kv.mod_revision));
+        seen.push((
+            e.kind,
+            e.kv.key.clone(),
+            e.kv.value.clone(),
+            e.kv.mod_revision,
+        ));
     }
     let expected = vec![
         (EventKind::Put, k1.clone(), b"a".to_vec()),
@@ -189,11 +223,16 @@ async fn watch_from_revision_sees_every_later_change_in_order(f: Fixture) {
         (EventKind::Put, k2.clone(), b"c".to_vec()),
     ];
     assert_eq!(
-        seen.iter().map(|(k, key, v, _)| (*k, key.clone(), v.clone())).collect::<Vec<_>>(),
+        seen.iter()
+            .map(|(k, key, v, _)| (*k, key.clone(), v.clone()))
+            .collect::<Vec<_>>(),
         expected
     );
     assert_eq!(seen[0].3, r);
-    assert!(seen.windows(2).all(|p| p[0].3 < p[1].3), "revisions increase: {seen:?}");
+    assert!(
+        seen.windows(2).all(|p| p[0].3 < p[1].3),
+        "revisions increase: {seen:?}"
+    );
 
     // And changes made after the watch started arrive live.
     let live = f.a.put(&k1, b"d".to_vec(), None).await.unwrap();
@@ -202,7 +241,10 @@ async fn watch_from_revision_sees_every_later_change_in_order(f: Fixture) {
         .expect("live event")
         .unwrap()
         .unwrap();
-    assert_eq!((e.kind, e.kv.key, e.kv.mod_revision), (EventKind::Put, k1, live));
+    assert_eq!(
+        (e.kind, e.kv.key, e.kv.mod_revision),
+        (EventKind::Put, k1, live)
+    );
 }
 
 async fn lease_expiry_deletes_attached_keys(f: Fixture) {
@@ -216,15 +258,29 @@ async fn lease_expiry_deletes_attached_keys(f: Fixture) {
 
     let b = f.b.clone();
     let k = leased.clone();
-    eventually(Duration::from_secs(10), "leased key deleted on expiry", || {
-        let b = b.clone();
-        let k = k.clone();
-        async move { b.get(&k).await.unwrap().is_none() }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "leased key deleted on expiry",
+        || {
+            let b = b.clone();
+            let k = k.clone();
+            async move { b.get(&k).await.unwrap().is_none() }
+        },
+    )
     .await;
-    let e = tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!((e.kind, e.kv.key.as_str()), (EventKind::Delete, leased.as_str()));
-    assert!(f.a.get(&plain).await.unwrap().is_some(), "keys without the lease stay");
+    let e = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e.kind, e.kv.key.as_str()),
+        (EventKind::Delete, leased.as_str())
+    );
+    assert!(
+        f.a.get(&plain).await.unwrap().is_some(),
+        "keys without the lease stay"
+    );
     let ka = f.a.keep_alive(lease).await;
     assert!(matches!(ka, Err(StoreError::LeaseNotFound(_))), "{ka:?}");
     // Writing on a dead lease is refused, not silently unleased.
@@ -238,29 +294,46 @@ async fn keep_alive_keeps_a_lease(f: Fixture) {
     // Twice the TTL later the key must still be there, at every look.
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
-        assert!(f.b.get(&key).await.unwrap().is_some(), "kept-alive key vanished");
+        assert!(
+            f.b.get(&key).await.unwrap().is_some(),
+            "kept-alive key vanished"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(!ka.is_lost());
     ka.revoke(f.a.as_ref()).await.unwrap();
-    assert!(f.b.get(&key).await.unwrap().is_none(), "revoke deletes at once");
+    assert!(
+        f.b.get(&key).await.unwrap().is_none(),
+        "revoke deletes at once"
+    );
 }
 
 async fn lock_excludes_a_second_client(f: Fixture) {
     let key = format!("{}locks/syncs/s1", f.p);
     let la = f.a.grant_lease(30).await.unwrap();
     let lb = f.b.grant_lease(30).await.unwrap();
-    let ga = store::try_lock(f.a.as_ref(), &key, "agent-a", la).await.unwrap().expect("free lock");
-    assert!(store::try_lock(f.b.as_ref(), &key, "agent-b", lb).await.unwrap().is_none());
+    let ga = store::try_lock(f.a.as_ref(), &key, "agent-a", la)
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(store::try_lock(f.b.as_ref(), &key, "agent-b", lb)
+        .await
+        .unwrap()
+        .is_none());
     // Re-asking on the holder's own lease returns the same acquisition.
-    let again = store::try_lock(f.a.as_ref(), &key, "agent-a", la).await.unwrap().unwrap();
+    let again = store::try_lock(f.a.as_ref(), &key, "agent-a", la)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.fence, ga.fence);
 
     let b = f.b.clone();
     let k = key.clone();
     let mut waiter = tokio::spawn(async move { store::lock(b.as_ref(), &k, "agent-b", lb).await });
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut waiter).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(500), &mut waiter)
+            .await
+            .is_err(),
         "B must not get the lock while A holds it"
     );
     assert!(store::unlock(f.a.as_ref(), &ga).await.unwrap());
@@ -272,19 +345,26 @@ async fn lock_excludes_a_second_client(f: Fixture) {
     assert!(gb.fence > ga.fence);
     // A's fenced commit now fails; B's succeeds.
     let commit = |g: &store::LockGuard| {
-        Txn::new()
-            .when(vec![g.still_held()])
-            .and_then(vec![Op::put(&format!("{}offsets/s1", f.p), g.fence.to_string().into_bytes(), None)])
+        Txn::new().when(vec![g.still_held()]).and_then(vec![Op::put(
+            &format!("{}offsets/s1", f.p),
+            g.fence.to_string().into_bytes(),
+            None,
+        )])
     };
     assert!(!f.a.txn(commit(&ga)).await.unwrap().succeeded);
     assert!(f.b.txn(commit(&gb)).await.unwrap().succeeded);
-    assert!(!store::unlock(f.a.as_ref(), &ga).await.unwrap(), "a stale guard cannot unlock");
+    assert!(
+        !store::unlock(f.a.as_ref(), &ga).await.unwrap(),
+        "a stale guard cannot unlock"
+    );
 }
 
 async fn lock_is_released_when_holder_lease_dies(f: Fixture) {
     let key = format!("{}locks/syncs/s2", f.p);
     let dying = f.a.grant_lease(2).await.unwrap();
-    let ga = store::lock(f.a.as_ref(), &key, "agent-a", dying).await.unwrap();
+    let ga = store::lock(f.a.as_ref(), &key, "agent-a", dying)
+        .await
+        .unwrap();
     let lb = f.b.grant_lease(30).await.unwrap();
     let started = Instant::now();
     let gb = tokio::time::timeout(
@@ -295,11 +375,21 @@ async fn lock_is_released_when_holder_lease_dies(f: Fixture) {
     .expect("lock freed by lease expiry")
     .unwrap();
     assert!(gb.fence > ga.fence);
-    assert!(started.elapsed() >= Duration::from_millis(500), "B waited for the expiry");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "B waited for the expiry"
+    );
     let stale = Txn::new()
         .when(vec![ga.still_held()])
-        .and_then(vec![Op::put(&format!("{}offsets/s2", f.p), b"zombie".to_vec(), None)]);
-    assert!(!f.a.txn(stale).await.unwrap().succeeded, "the dead holder's commit is fenced off");
+        .and_then(vec![Op::put(
+            &format!("{}offsets/s2", f.p),
+            b"zombie".to_vec(),
+            None,
+        )]);
+    assert!(
+        !f.a.txn(stale).await.unwrap().succeeded,
+        "the dead holder's commit is fenced off"
+    );
 }
 
 async fn fencing_token_strictly_increases(f: Fixture) {
@@ -308,10 +398,15 @@ async fn fencing_token_strictly_increases(f: Fixture) {
     for i in 0..5 {
         let client = if i % 2 == 0 { &f.a } else { &f.b };
         let lease = client.grant_lease(30).await.unwrap();
-        let g = store::lock(client.as_ref(), &key, &format!("holder-{i}"), lease).await.unwrap();
+        let g = store::lock(client.as_ref(), &key, &format!("holder-{i}"), lease)
+            .await
+            .unwrap();
         assert!(g.fence > last, "fence {} after {last}", g.fence);
         // Unrelated writes in between must not matter.
-        client.put(&format!("{}noise", f.p), vec![i], None).await.unwrap();
+        client
+            .put(&format!("{}noise", f.p), vec![i], None)
+            .await
+            .unwrap();
         last = g.fence;
         assert!(store::unlock(client.as_ref(), &g).await.unwrap());
         client.revoke_lease(lease).await.unwrap();
@@ -322,22 +417,51 @@ async fn election_hands_over_to_the_next_candidate(f: Fixture) {
     let election = format!("{}election/", f.p);
     let la = f.a.grant_lease(30).await.unwrap();
     let lb = f.b.grant_lease(30).await.unwrap();
-    let a = store::campaign(f.a.as_ref(), &election, la, b"agent-a").await.unwrap();
-    assert_eq!(store::leader(f.b.as_ref(), &election).await.unwrap().unwrap().value, b"agent-a");
+    let a = store::campaign(f.a.as_ref(), &election, la, b"agent-a")
+        .await
+        .unwrap();
+    assert_eq!(
+        store::leader(f.b.as_ref(), &election)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"agent-a"
+    );
 
     let b = f.b.clone();
     let e = election.clone();
-    let mut waiting = tokio::spawn(async move { store::campaign(b.as_ref(), &e, lb, b"agent-b").await });
+    let mut waiting =
+        tokio::spawn(async move { store::campaign(b.as_ref(), &e, lb, b"agent-b").await });
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut waiting).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err(),
         "B must not lead while A does"
     );
     assert!(store::resign(f.a.as_ref(), &a).await.unwrap());
-    let b_lead = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
+    let b_lead = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(b_lead.create_revision > a.create_revision);
-    assert_eq!(store::leader(f.a.as_ref(), &election).await.unwrap().unwrap().value, b"agent-b");
+    assert_eq!(
+        store::leader(f.a.as_ref(), &election)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"agent-b"
+    );
     // A's leadership guard no longer holds.
-    let stale = Txn::new().when(vec![a.still_leader()]).and_then(vec![Op::put(&format!("{}assignments/x", f.p), vec![], None)]);
+    let stale = Txn::new()
+        .when(vec![a.still_leader()])
+        .and_then(vec![Op::put(
+            &format!("{}assignments/x", f.p),
+            vec![],
+            None,
+        )]);
     assert!(!f.a.txn(stale).await.unwrap().succeeded);
 }
 
@@ -352,7 +476,10 @@ async fn embedded_store_persists_across_restart() {
         s.put("/idra/users/bob", b"2".to_vec(), None).await.unwrap();
         s.delete("/idra/users/bob").await.unwrap();
         let lease = s.grant_lease(60).await.unwrap();
-        let rev = s.put("/idra/sessions/x", b"s".to_vec(), Some(lease)).await.unwrap();
+        let rev = s
+            .put("/idra/sessions/x", b"s".to_vec(), Some(lease))
+            .await
+            .unwrap();
         s.close().await;
         (rev, lease)
     };
@@ -365,11 +492,16 @@ async fn embedded_store_persists_across_restart() {
     // Revisions and lease ids continue, never reused.
     assert!(s.put("/idra/users/cy", vec![], None).await.unwrap() > rev);
     assert!(s.grant_lease(5).await.unwrap() > lease);
-    s.keep_alive(lease).await.expect("the lease survived the restart");
+    s.keep_alive(lease)
+        .await
+        .expect("the lease survived the restart");
     s.revoke_lease(lease).await.unwrap();
     s.close().await;
     let s = EmbeddedStore::open(dir.path()).await.unwrap();
-    assert!(s.get("/idra/sessions/x").await.unwrap().is_none(), "revocation is durable");
+    assert!(
+        s.get("/idra/sessions/x").await.unwrap().is_none(),
+        "revocation is durable"
+    );
 }
 
 #[tokio::test]
@@ -388,7 +520,8 @@ async fn embedded_store_survives_a_torn_last_log_line() {
     }
     let wal = dir.path().join("wal.jsonl");
     let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
-    f.write_all(b"{\"changes\":{\"revision\":99,\"chan").unwrap();
+    f.write_all(b"{\"changes\":{\"revision\":99,\"chan")
+        .unwrap();
     drop(f);
     let s = EmbeddedStore::open(dir.path()).await.unwrap();
     assert!(s.get("/k").await.unwrap().is_some());
@@ -398,7 +531,10 @@ async fn embedded_store_survives_a_torn_last_log_line() {
 async fn embedded_store_refuses_a_second_process() {
     let dir = tempfile::tempdir().unwrap();
     let _first = EmbeddedStore::open(dir.path()).await.unwrap();
-    let err = EmbeddedStore::open(dir.path()).await.err().expect("second open must fail");
+    let err = EmbeddedStore::open(dir.path())
+        .await
+        .err()
+        .expect("second open must fail");
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
     assert!(err.to_string().contains("--data-dir"));
 }
@@ -412,7 +548,10 @@ async fn embedded_watch_before_retained_history_is_compacted() {
         s.close().await;
     }
     let s = EmbeddedStore::open(dir.path()).await.unwrap();
-    assert!(matches!(s.watch("/", 1).await.err(), Some(StoreError::Compacted { .. })));
+    assert!(matches!(
+        s.watch("/", 1).await.err(),
+        Some(StoreError::Compacted { .. })
+    ));
 }
 
 #[tokio::test]

@@ -36,15 +36,10 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
     let leptos = config.leptos;
     let context = services.clone();
     let ui = Router::new()
-        .leptos_routes_with_context(
-            &leptos,
-            routes,
-            move || provide_context(context.clone()),
-            {
-                let leptos = leptos.clone();
-                move || shell(leptos.clone())
-            },
-        )
+        .leptos_routes_with_context(&leptos, routes, move || provide_context(context.clone()), {
+            let leptos = leptos.clone();
+            move || shell(leptos.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos);
 

@@ -21,7 +21,9 @@ pub async fn refuse_foreign_origin(req: Request, next: Next) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let origin_host = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+        let origin_host = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'));
         if origin_host.is_none() || origin_host != host {
             return ApiError::new(
                 StatusCode::FORBIDDEN,

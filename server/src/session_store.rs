@@ -16,7 +16,9 @@ pub struct StoreSessions {
 
 impl std::fmt::Debug for StoreSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreSessions").field("backend", &self.store.backend()).finish()
+        f.debug_struct("StoreSessions")
+            .field("backend", &self.store.backend())
+            .finish()
     }
 }
 
@@ -45,7 +47,11 @@ impl SessionStore for StoreSessions {
     async fn create(&self, record: &mut Record) -> Result<()> {
         loop {
             let key = self.key(&record.id);
-            let lease = self.store.grant_lease(ttl_secs(record)).await.map_err(backend)?;
+            let lease = self
+                .store
+                .grant_lease(ttl_secs(record))
+                .await
+                .map_err(backend)?;
             let resp = self
                 .store
                 .txn(
@@ -67,7 +73,11 @@ impl SessionStore for StoreSessions {
     async fn save(&self, record: &Record) -> Result<()> {
         let key = self.key(&record.id);
         let previous = self.store.get(&key).await.map_err(backend)?;
-        let lease = self.store.grant_lease(ttl_secs(record)).await.map_err(backend)?;
+        let lease = self
+            .store
+            .grant_lease(ttl_secs(record))
+            .await
+            .map_err(backend)?;
         self.store
             .put(&key, encode(record), Some(lease))
             .await

@@ -36,15 +36,24 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let store = store::open(etcd, &cli.data_dir)
         .await
         .map_err(|e| e.to_string())?;
-    let cipher = Cipher::load((!cluster).then_some(cli.data_dir.as_path())).map_err(|e| e.to_string())?;
+    let cipher =
+        Cipher::load((!cluster).then_some(cli.data_dir.as_path())).map_err(|e| e.to_string())?;
     let keys = Keys::new(&cli.store_prefix);
     let services = Services::new(store.clone(), keys.clone(), cipher);
 
     let admin_password = std::env::var(idra_core::service::ADMIN_PASSWORD_ENV).ok();
-    if services.bootstrap(admin_password.clone()).await.map_err(|e| e.to_string())? {
+    if services
+        .bootstrap(admin_password.clone())
+        .await
+        .map_err(|e| e.to_string())?
+    {
         match admin_password {
-            Some(_) => tracing::info!("created user admin with the password from IDRA_ADMIN_PASSWORD"),
-            None => tracing::warn!("created user admin with password admin: change it after signing in"),
+            Some(_) => {
+                tracing::info!("created user admin with the password from IDRA_ADMIN_PASSWORD")
+            }
+            None => {
+                tracing::warn!("created user admin with password admin: change it after signing in")
+            }
         }
     }
 
@@ -66,12 +75,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         services,
         RouterConfig {
             leptos: leptos_options(&site_root, listen),
-            secure_cookies: cli.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            secure_cookies: cli
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         },
     );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}; pass --listen with a free address"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        format!("cannot listen on {listen}: {e}; pass --listen with a free address")
+    })?;
     tracing::info!(
         "Idra serving on http://{listen} ({} store)",
         if cluster { "etcd" } else { "embedded" }

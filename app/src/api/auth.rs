@@ -29,7 +29,10 @@ pub async fn logout() -> Result<(), UiError> {
 }
 
 #[server(endpoint = "change_password")]
-pub async fn change_password(current_password: String, new_password: String) -> Result<(), UiError> {
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;
     server::services()?

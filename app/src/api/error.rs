@@ -39,7 +39,9 @@ impl FromServerFnError for UiError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        Self::new(format!("the server could not be reached or answered oddly: {value}"))
+        Self::new(format!(
+            "the server could not be reached or answered oddly: {value}"
+        ))
     }
 }
 

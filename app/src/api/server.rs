@@ -10,7 +10,8 @@ use tower_sessions::Session;
 use super::{UiError, SESSION_USER_KEY};
 
 pub fn services() -> Result<Services, UiError> {
-    use_context::<Services>().ok_or_else(|| UiError::new("server misconfigured: no services in context"))
+    use_context::<Services>()
+        .ok_or_else(|| UiError::new("server misconfigured: no services in context"))
 }
 
 pub async fn session() -> Result<Session, UiError> {
@@ -24,7 +25,10 @@ fn session_err(e: tower_sessions::session::Error) -> UiError {
 }
 
 pub async fn session_username(session: &Session) -> Result<Option<String>, UiError> {
-    session.get::<String>(SESSION_USER_KEY).await.map_err(session_err)
+    session
+        .get::<String>(SESSION_USER_KEY)
+        .await
+        .map_err(session_err)
 }
 
 /// The signed-in user, loaded afresh so role changes and deletions apply at once.

@@ -11,11 +11,18 @@ pub async fn list_users() -> Result<Vec<User>, UiError> {
 }
 
 #[server(endpoint = "users/create")]
-pub async fn create_user(username: String, password: String, role: String, email: String) -> Result<User, UiError> {
+pub async fn create_user(
+    username: String,
+    password: String,
+    role: String,
+    email: String,
+) -> Result<User, UiError> {
     use super::server;
     use idra_core::model::NewUser;
     let actor = server::actor().await?;
-    let role: idra_core::model::Role = role.parse().map_err(idra_core::service::ServiceError::from)?;
+    let role: idra_core::model::Role = role
+        .parse()
+        .map_err(idra_core::service::ServiceError::from)?;
     let new = NewUser {
         username: username.trim().to_string(),
         password,
@@ -29,15 +36,21 @@ pub async fn create_user(username: String, password: String, role: String, email
 pub async fn set_user_role(username: String, role: String) -> Result<User, UiError> {
     use super::server;
     let actor = server::actor().await?;
-    let role: idra_core::model::Role = role.parse().map_err(idra_core::service::ServiceError::from)?;
-    Ok(server::services()?.set_role(&actor, &username, role).await?)
+    let role: idra_core::model::Role = role
+        .parse()
+        .map_err(idra_core::service::ServiceError::from)?;
+    Ok(server::services()?
+        .set_role(&actor, &username, role)
+        .await?)
 }
 
 #[server(endpoint = "users/reset_password")]
 pub async fn reset_user_password(username: String, password: String) -> Result<User, UiError> {
     use super::server;
     let actor = server::actor().await?;
-    Ok(server::services()?.reset_password(&actor, &username, password).await?)
+    Ok(server::services()?
+        .reset_password(&actor, &username, password)
+        .await?)
 }
 
 #[server(endpoint = "users/delete")]

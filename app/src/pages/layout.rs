@@ -46,7 +46,7 @@ pub fn Layout() -> impl IntoView {
                     match user.await {
                         Ok(Some(u)) if u.default_password => Some(
                             view! {
-                                <div class="banner" role="alert">
+                                <div class="banner" role="region" aria-label="Default password warning">
                                     "You are signed in with the default password. "
                                     <A href="/account">"Change the default password"</A>
                                     " before anyone else can."

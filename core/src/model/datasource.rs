@@ -132,7 +132,8 @@ impl DataSourceInput {
         }
         if let Some((without, password)) = split_password(&self.connection_string) {
             self.connection_string = without;
-            self.secrets.insert("password".into(), SecretInput::Set(password));
+            self.secrets
+                .insert("password".into(), SecretInput::Set(password));
         }
         Ok(self)
     }
@@ -183,7 +184,9 @@ mod tests {
 
     #[test]
     fn password_moves_out_of_the_connection_string() {
-        let n = input("postgres://app:s3cr%40t@db:5432/prod").normalize().unwrap();
+        let n = input("postgres://app:s3cr%40t@db:5432/prod")
+            .normalize()
+            .unwrap();
         assert_eq!(n.connection_string, "postgres://app@db:5432/prod");
         assert_eq!(
             n.secrets.get("password"),
@@ -208,7 +211,8 @@ mod tests {
     #[test]
     fn unknown_secret_names_the_field() {
         let mut i = input("postgres://db/prod");
-        i.secrets.insert("token".into(), SecretInput::Set("x".into()));
+        i.secrets
+            .insert("token".into(), SecretInput::Set("x".into()));
         assert_eq!(i.normalize().unwrap_err().field, "secrets.token");
     }
 }

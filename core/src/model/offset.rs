@@ -14,7 +14,10 @@ pub enum Cursor {
     Id { last_id: i64 },
     /// Last copied (timestamp, key) pair: rows sharing the timestamp are ordered by key, so
     /// a batch boundary inside a run of equal timestamps never skips a row.
-    Timestamp { last_ts: DateTime<Utc>, last_key: String },
+    Timestamp {
+        last_ts: DateTime<Utc>,
+        last_key: String,
+    },
     /// Next offset to read per Kafka partition.
     Partitions { offsets: BTreeMap<i32, i64> },
     /// An opaque resume token (MongoDB change streams).

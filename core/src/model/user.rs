@@ -107,9 +107,12 @@ impl User {
         }
         let valid = email.len() <= 254
             && !email.contains(char::is_whitespace)
-            && email
-                .split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
         if valid {
             Ok(())
         } else {

@@ -57,9 +57,12 @@ pub fn validate_identifier(field: &str, value: &str) -> Result<(), ValidationErr
             "must be at most 128 characters",
         ));
     }
-    let ok = value
-        .split('.')
-        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-'));
+    let ok = value.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-')
+    });
     if !ok {
         return Err(ValidationError::new(
             field,

@@ -1,6 +1,8 @@
 //! argon2id hashing, run off the async runtime (it is deliberately slow).
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 pub async fn hash(password: String) -> String {
@@ -18,7 +20,11 @@ pub async fn hash(password: String) -> String {
 pub async fn verify(password: String, phc: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await

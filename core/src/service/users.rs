@@ -88,7 +88,10 @@ impl Services {
         Ok(self.user_record(username).await?.map(|(r, _)| r.user))
     }
 
-    async fn user_record(&self, username: &str) -> Result<Option<(UserRecord, KeyValue)>, ServiceError> {
+    async fn user_record(
+        &self,
+        username: &str,
+    ) -> Result<Option<(UserRecord, KeyValue)>, ServiceError> {
         let key = self.keys.user(username);
         match self.store.get(&key).await? {
             Some(kv) => Ok(Some((decode(&key, &kv.value)?, kv))),
@@ -147,7 +150,12 @@ impl Services {
     }
 
     /// Changes a role. Demoting the last admin is refused.
-    pub async fn set_role(&self, actor: &User, username: &str, role: Role) -> Result<User, ServiceError> {
+    pub async fn set_role(
+        &self,
+        actor: &User,
+        username: &str,
+        role: Role,
+    ) -> Result<User, ServiceError> {
         require(actor, Role::Admin)?;
         self.update_user(username, |r| {
             r.user.role = role;
@@ -156,7 +164,12 @@ impl Services {
         .await
     }
 
-    pub async fn set_email(&self, actor: &User, username: &str, email: String) -> Result<User, ServiceError> {
+    pub async fn set_email(
+        &self,
+        actor: &User,
+        username: &str,
+        email: String,
+    ) -> Result<User, ServiceError> {
         require(actor, Role::Admin)?;
         User::validate_email(&email)?;
         self.update_user(username, |r| {
@@ -197,10 +210,14 @@ impl Services {
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
         if !password::verify(current, record.password_hash).await {
-            return Err(ValidationError::new("current_password", "is not your current password").into());
+            return Err(
+                ValidationError::new("current_password", "is not your current password").into(),
+            );
         }
         if new_password == "admin" {
-            return Err(ValidationError::new("new_password", "must differ from the default").into());
+            return Err(
+                ValidationError::new("new_password", "must differ from the default").into(),
+            );
         }
         let hash = password::hash(new_password).await;
         self.update_user(&actor.username, |r| {
@@ -230,7 +247,11 @@ impl Services {
         }
         let resp = self
             .store
-            .txn(Txn::new().when(compares).and_then(vec![Op::delete(&kv.key)]))
+            .txn(
+                Txn::new()
+                    .when(compares)
+                    .and_then(vec![Op::delete(&kv.key)]),
+            )
             .await?;
         if !resp.succeeded {
             return Err(ServiceError::Conflict(

@@ -9,7 +9,9 @@ pub enum StoreError {
     #[error("etcd refused the request: {0}")]
     Rejected(String),
 
-    #[error("history before revision {revision} has been compacted; watch again from a newer revision")]
+    #[error(
+        "history before revision {revision} has been compacted; watch again from a newer revision"
+    )]
     Compacted { revision: i64 },
 
     #[error("the watch fell behind and was cancelled; watch again from the last revision seen")]
@@ -38,6 +40,9 @@ pub enum StoreError {
 impl StoreError {
     /// True for failures that may pass by themselves (network, leader change).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. } | StoreError::WatchLagged)
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::WatchLagged
+        )
     }
 }

@@ -235,45 +235,45 @@ impl Store for EtcdStore {
             .map_err(|e| self.err(e))?;
         let endpoints = self.endpoints.clone();
         // The stream owns the request side too: dropping it cancels the watch.
-        let events = futures::stream::unfold(
-            (stream, false),
-            move |(mut stream, done)| {
-                let endpoints = endpoints.clone();
-                async move {
-                    if done {
-                        return None;
-                    }
-                    let item: Result<Vec<WatchEvent>, StoreError> = match stream.message().await {
-                        Ok(Some(resp)) if resp.compact_revision() > 0 => Err(StoreError::Compacted {
-                            revision: resp.compact_revision(),
-                        }),
-                        Ok(Some(resp)) if resp.canceled() => Err(StoreError::Unavailable {
-                            endpoints,
-                            message: format!("watch cancelled: {}", resp.cancel_reason()),
-                        }),
-                        Ok(Some(resp)) => Ok(resp
-                            .events()
-                            .iter()
-                            .filter_map(|e| {
-                                let kv = e.kv()?;
-                                let kind = match e.event_type() {
-                                    etcd::EventType::Put => EventKind::Put,
-                                    etcd::EventType::Delete => EventKind::Delete,
-                                };
-                                Some(WatchEvent { kind, kv: to_kv(kv) })
-                            })
-                            .collect()),
-                        Ok(None) => return None,
-                        Err(e) => Err(StoreError::Unavailable {
-                            endpoints,
-                            message: e.to_string(),
-                        }),
-                    };
-                    let failed = item.is_err();
-                    Some((item, (stream, failed)))
+        let events = futures::stream::unfold((stream, false), move |(mut stream, done)| {
+            let endpoints = endpoints.clone();
+            async move {
+                if done {
+                    return None;
                 }
-            },
-        )
+                let item: Result<Vec<WatchEvent>, StoreError> = match stream.message().await {
+                    Ok(Some(resp)) if resp.compact_revision() > 0 => Err(StoreError::Compacted {
+                        revision: resp.compact_revision(),
+                    }),
+                    Ok(Some(resp)) if resp.canceled() => Err(StoreError::Unavailable {
+                        endpoints,
+                        message: format!("watch cancelled: {}", resp.cancel_reason()),
+                    }),
+                    Ok(Some(resp)) => Ok(resp
+                        .events()
+                        .iter()
+                        .filter_map(|e| {
+                            let kv = e.kv()?;
+                            let kind = match e.event_type() {
+                                etcd::EventType::Put => EventKind::Put,
+                                etcd::EventType::Delete => EventKind::Delete,
+                            };
+                            Some(WatchEvent {
+                                kind,
+                                kv: to_kv(kv),
+                            })
+                        })
+                        .collect()),
+                    Ok(None) => return None,
+                    Err(e) => Err(StoreError::Unavailable {
+                        endpoints,
+                        message: e.to_string(),
+                    }),
+                };
+                let failed = item.is_err();
+                Some((item, (stream, failed)))
+            }
+        })
         .flat_map(|item| {
             let out: Vec<Result<WatchEvent, StoreError>> = match item {
                 Ok(events) => events.into_iter().map(Ok).collect(),
@@ -296,16 +296,18 @@ impl Store for EtcdStore {
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
         let mut keepers = self.keepers.lock().await;
-        if !keepers.contains_key(&lease) {
-            let pair = self
-                .client
-                .clone()
-                .lease_keep_alive(lease)
-                .await
-                .map_err(|e| self.err(e))?;
-            keepers.insert(lease, pair);
-        }
-        let (keeper, stream) = keepers.get_mut(&lease).expect("inserted above");
+        let (keeper, stream) = match keepers.entry(lease) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let pair = self
+                    .client
+                    .clone()
+                    .lease_keep_alive(lease)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                e.insert(pair)
+            }
+        };
         let result = async {
             keeper.keep_alive().await?;
             stream.message().await
@@ -355,7 +357,11 @@ impl Store for EtcdStore {
             let url = m.client_urls().first().cloned().unwrap_or_default();
             let health = match etcd::Client::connect(
                 [url.clone()],
-                Some(etcd::ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(2))),
+                Some(
+                    etcd::ConnectOptions::new()
+                        .with_connect_timeout(Duration::from_secs(2))
+                        .with_timeout(Duration::from_secs(2)),
+                ),
             )
             .await
             {
@@ -365,7 +371,11 @@ impl Store for EtcdStore {
                         healthy: true,
                         detail: format!(
                             "{}, raft index {}, db {} bytes",
-                            if s.leader() == m.id() { "leader" } else { "follower" },
+                            if s.leader() == m.id() {
+                                "leader"
+                            } else {
+                                "follower"
+                            },
                             s.raft_index(),
                             s.db_size()
                         ),

@@ -63,9 +63,7 @@ pub trait Store: Send + Sync + 'static {
     async fn health(&self) -> Vec<MemberHealth>;
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let resp = self
-            .txn(Txn::new().and_then(vec![Op::get(key)]))
-            .await?;
+        let resp = self.txn(Txn::new().and_then(vec![Op::get(key)])).await?;
         Ok(resp.into_gets().into_iter().next().flatten())
     }
 

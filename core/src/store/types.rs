@@ -47,7 +47,11 @@ impl Compare {
         Self::new(key, CompareOp::Equal, CompareTarget::ModRevision(revision))
     }
     pub fn create_revision(key: &str, revision: i64) -> Self {
-        Self::new(key, CompareOp::Equal, CompareTarget::CreateRevision(revision))
+        Self::new(
+            key,
+            CompareOp::Equal,
+            CompareTarget::CreateRevision(revision),
+        )
     }
     pub fn missing(key: &str) -> Self {
         Self::create_revision(key, 0)

@@ -14,16 +14,27 @@ pub struct Actor(pub User);
 impl FromRequestParts<Services> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Services,
+    ) -> Result<Self, Self::Rejection> {
         let session = Session::from_request_parts(parts, services)
             .await
             .map_err(|(status, msg)| ApiError::new(status, msg))?;
         let name = session
             .get::<String>(SESSION_USER_KEY)
             .await
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("session store failed: {e}")))?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("session store failed: {e}"),
+                )
+            })?
             .ok_or(ServiceError::Unauthenticated)?;
-        let user = services.user(&name).await?.ok_or(ServiceError::Unauthenticated)?;
+        let user = services
+            .user(&name)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
         Ok(Actor(user))
     }
 }

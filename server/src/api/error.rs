@@ -44,7 +44,9 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let status = match &e {
-            ServiceError::Unauthenticated | ServiceError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ServiceError::Unauthenticated | ServiceError::BadCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

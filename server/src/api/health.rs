@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 pub async fn health(State(s): State<Services>) -> (StatusCode, Json<Value>) {
     let members = s.store.health().await;
     let healthy = members.iter().any(|m| m.healthy);
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({

@@ -7,6 +7,9 @@ mod json;
 mod session;
 mod users;
 
+#[cfg(test)]
+mod tests;
+
 use axum::routing::{get, patch};
 use axum::Router;
 use idra_core::service::Services;
@@ -19,7 +22,9 @@ pub fn router(services: Services) -> Router {
         .route("/health", get(health::health))
         .route(
             "/session",
-            get(session::whoami).post(session::sign_in).delete(session::sign_out),
+            get(session::whoami)
+                .post(session::sign_in)
+                .delete(session::sign_out),
         )
         .route("/users", get(users::list).post(users::create))
         .route("/users/{name}", patch(users::update).delete(users::delete))

@@ -7,8 +7,8 @@ use idra_core::service::Services;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::json::ApiJson;
 use super::auth::ClientIp;
+use super::json::ApiJson;
 use super::{Actor, ApiError};
 
 #[derive(Deserialize)]
@@ -19,7 +19,10 @@ pub struct Credentials {
 }
 
 fn session_failed(e: tower_sessions::session::Error) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("session store failed: {e}"))
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("session store failed: {e}"),
+    )
 }
 
 pub async fn sign_in(

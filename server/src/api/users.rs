@@ -8,7 +8,10 @@ use serde::Deserialize;
 use super::json::ApiJson;
 use super::{Actor, ApiError};
 
-pub async fn list(State(s): State<Services>, Actor(actor): Actor) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list(
+    State(s): State<Services>,
+    Actor(actor): Actor,
+) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(s.list_users(&actor).await?))
 }
 

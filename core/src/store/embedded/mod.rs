@@ -177,7 +177,9 @@ impl Store for EmbeddedStore {
                 };
                 futures::stream::iter(out)
             });
-        Ok(Box::pin(futures::stream::iter(backlog.into_iter().map(Ok)).chain(live)))
+        Ok(Box::pin(
+            futures::stream::iter(backlog.into_iter().map(Ok)).chain(live),
+        ))
     }
 
     async fn grant_lease(&self, ttl_secs: i64) -> Result<i64, StoreError> {

@@ -40,10 +40,12 @@ impl From<&KeyValue> for PersistedKv {
 
 impl PersistedKv {
     fn into_kv(self, path: &Path) -> Result<KeyValue, StoreError> {
-        let value = B64.decode(self.value.as_bytes()).map_err(|e| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            message: format!("value of {}: {e}", self.key),
-        })?;
+        let value = B64
+            .decode(self.value.as_bytes())
+            .map_err(|e| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                message: format!("value of {}: {e}", self.key),
+            })?;
         Ok(KeyValue {
             key: self.key,
             value,
@@ -280,6 +282,8 @@ fn write_snapshot(dir: &Path, state: SnapshotView<'_>) -> Result<(), StoreError>
     }
     fs::rename(&tmp, &target).map_err(io(&target))?;
     // The rename is durable only once the directory entry is.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(())
 }

@@ -70,16 +70,10 @@ impl State {
     }
 
     pub(super) fn txn(&mut self, txn: Txn) -> Result<(TxnResponse, Vec<WatchEvent>), StoreError> {
-        let succeeded = txn
-            .compares
-            .iter()
-            .all(|c| c.holds(self.kvs.get(&c.key)));
+        let succeeded = txn.compares.iter().all(|c| c.holds(self.kvs.get(&c.key)));
         let ops = if succeeded { txn.success } else { txn.failure };
         for op in &ops {
-            if let Op::Put {
-                lease: Some(l), ..
-            } = op
-            {
+            if let Op::Put { lease: Some(l), .. } = op {
                 if *l != 0 && !self.leases.contains_key(l) {
                     return Err(StoreError::LeaseNotFound(*l));
                 }
@@ -164,9 +158,7 @@ impl State {
 
     pub(super) fn list(&self, prefix: &str, options: &ListOptions) -> ListPage {
         let start = match &options.start_after {
-            Some(after) if after.as_str() >= prefix => {
-                std::ops::Bound::Excluded(after.clone())
-            }
+            Some(after) if after.as_str() >= prefix => std::ops::Bound::Excluded(after.clone()),
             _ => std::ops::Bound::Included(prefix.to_string()),
         };
         let mut kvs = Vec::new();

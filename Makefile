@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: run test watch build lint fmt clean-data
+
+## Build a release and serve it on http://127.0.0.1:3000 (embedded store in ./data, admin/admin).
+run:
+	scripts/setup-tools.sh release
+	cargo leptos build --release
+	$(TARGET_DIR)/release/idra-server --data-dir ./data --site-root target/site
+
+## Everything CI runs: fmt, clippy, Rust tests (etcd for real), Playwright in Chromium.
+test:
+	scripts/setup-tools.sh
+	scripts/setup-test-deps.sh
+	scripts/test.sh
+
+## Development server that rebuilds and reloads on edits.
+watch:
+	scripts/setup-tools.sh
+	cargo leptos watch
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

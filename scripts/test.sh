@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything `make test` (and so CI) checks, in order of cost: formatting, lints, the Rust
+# tests (the Store contract against the embedded store and a real etcd), then the browser
+# tests against a freshly built server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/start-etcd.sh
+export IDRA_TEST_ETCD=http://127.0.0.1:23790
+export IDRA_REQUIRE_ETCD=1
+
+step() { printf '\n== %s\n' "$*"; }
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace 2>&1 | tee "$logs/cargo.log"
+
+step "cargo leptos build (UI for the browser tests)"
+cargo leptos build
+
+step "playwright (Chromium)"
+(cd end2end && npx playwright test) 2>&1 | tee "$logs/playwright.log"
+
+# One closing line for both runners (any failure above already stopped the script).
+rust=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$logs/cargo.log")
+browser=$(awk '$2 == "passed" && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }' "$logs/playwright.log")
+printf '\n%s Rust tests and %s browser tests\n' "$rust" "$browser"
+echo "summary: $((rust + browser)) passed, 0 failed"

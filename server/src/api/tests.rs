@@ -1,0 +1,505 @@
+//! The HTTP surface driven in-process with `oneshot`, over a real embedded store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use idra_core::secret::Cipher;
+use idra_core::service::Services;
+use idra_core::store::{EmbeddedStore, Keys, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::{leptos_options, router, RouterConfig};
+
+struct App {
+    router: Router,
+    services: Services,
+    _dir: tempfile::TempDir,
+}
+
+async fn app_with(admin_password: Option<&str>) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&dir.path().join("store"))
+            .await
+            .unwrap(),
+    );
+    let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
+    let services = Services::new(store, Keys::default(), cipher);
+    assert!(services
+        .bootstrap(admin_password.map(String::from))
+        .await
+        .unwrap());
+    let site = dir.path().join("site");
+    let router = router(
+        services.clone(),
+        RouterConfig {
+            leptos: leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
+            secure_cookies: false,
+        },
+    );
+    App {
+        router,
+        services,
+        _dir: dir,
+    }
+}
+
+async fn app() -> App {
+    app_with(None).await
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn cookie(&self) -> String {
+        let c = self
+            .headers
+            .get(header::SET_COOKIE)
+            .expect("a session cookie")
+            .to_str()
+            .unwrap();
+        c.split(';').next().unwrap().to_string()
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        cookie: Option<&str>,
+        body: Option<Value>,
+        origin: Option<&str>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "127.0.0.1:3000");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn sign_in(&self, user: &str, password: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/session",
+                None,
+                Some(json!({"username": user, "password": password})),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let cookie = r.cookie();
+        let set = r
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(set.contains("HttpOnly"), "{set}");
+        assert!(set.contains("SameSite=Lax"), "{set}");
+        cookie
+    }
+}
+
+#[tokio::test]
+async fn sign_in_list_users_and_sign_out() {
+    let app = app().await;
+    let cookie = app.sign_in("admin", "admin").await;
+    let me = app
+        .call("GET", "/api/v1/session", Some(&cookie), None, None)
+        .await;
+    assert_eq!(me.json()["username"], "admin");
+    assert_eq!(me.json()["default_password"], true);
+    assert!(
+        !me.body.contains("password_hash"),
+        "hashes never leave the server"
+    );
+
+    let users = app
+        .call("GET", "/api/v1/users", Some(&cookie), None, None)
+        .await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert_eq!(users.json().as_array().unwrap().len(), 1);
+
+    // The session is a leased key in the Store.
+    let sessions = app
+        .services
+        .store
+        .list_all(&app.services.keys.sessions())
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_ne!(sessions[0].lease, 0);
+
+    let out = app
+        .call("DELETE", "/api/v1/session", Some(&cookie), None, None)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = app
+        .call("GET", "/api/v1/users", Some(&cookie), None, None)
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.json()["error"], "sign in first");
+    assert!(app
+        .services
+        .store
+        .list_all(&app.services.keys.sessions())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn failed_sign_ins_share_one_message_and_are_rate_limited() {
+    let app = app().await;
+    let wrong = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "admin", "password": "nope"})),
+            None,
+        )
+        .await;
+    let unknown = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "ghost", "password": "nope"})),
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body, unknown.body, "no hint whether the user exists");
+    assert_eq!(wrong.json()["error"], "invalid username or password");
+
+    for _ in 0..4 {
+        app.call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "admin", "password": "nope"})),
+            None,
+        )
+        .await;
+    }
+    // Even the right password is refused while the user is locked out.
+    let limited = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "admin", "password": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.get(header::RETRY_AFTER).is_some());
+}
+
+#[tokio::test]
+async fn a_viewer_is_refused_user_management() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer", "email": "vera@example.com"})),
+            None,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    let vera = app.sign_in("vera", "viewer-pass-1").await;
+    let list = app
+        .call("GET", "/api/v1/users", Some(&vera), None, None)
+        .await;
+    assert_eq!(list.status, StatusCode::FORBIDDEN);
+    assert!(list.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("admin role"));
+    let create = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&vera),
+            Some(json!({"username": "x", "password": "12345678", "role": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    let promote = app
+        .call(
+            "PATCH",
+            "/api/v1/users/vera",
+            Some(&vera),
+            Some(json!({"role": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::FORBIDDEN);
+    // The UI's server function refuses too.
+    let sf = app
+        .call("POST", "/api/users/list", Some(&vera), None, None)
+        .await;
+    assert!(sf.body.contains("admin role"), "{}: {}", sf.status, sf.body);
+}
+
+#[tokio::test]
+async fn foreign_origin_writes_are_refused() {
+    let app = app().await;
+    let body = json!({"username": "admin", "password": "admin"});
+    let evil = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(body.clone()),
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert_eq!(evil.json()["field"], "Origin");
+    let same = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(body),
+            Some("http://127.0.0.1:3000"),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_last_admin_and_yourself_cannot_be_removed() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let self_delete = app
+        .call("DELETE", "/api/v1/users/admin", Some(&admin), None, None)
+        .await;
+    assert_eq!(self_delete.status, StatusCode::CONFLICT);
+    let demote = app
+        .call(
+            "PATCH",
+            "/api/v1/users/admin",
+            Some(&admin),
+            Some(json!({"role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT);
+    assert!(demote.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("last admin"));
+
+    app.call(
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": "ada", "password": "second-admin", "role": "admin"})),
+        None,
+    )
+    .await;
+    let demote = app
+        .call(
+            "PATCH",
+            "/api/v1/users/admin",
+            Some(&admin),
+            Some(json!({"role": "editor"})),
+            None,
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::OK, "{}", demote.body);
+    // admin is an editor now: its session loses user management at once.
+    let list = app
+        .call("GET", "/api/v1/users", Some(&admin), None, None)
+        .await;
+    assert_eq!(list.status, StatusCode::FORBIDDEN);
+    let ada = app.sign_in("ada", "second-admin").await;
+    let gone = app
+        .call("DELETE", "/api/v1/users/admin", Some(&ada), None, None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let stale = app
+        .call("GET", "/api/v1/session", Some(&admin), None, None)
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::UNAUTHORIZED,
+        "a deleted user's session stops working"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let short = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "bo", "password": "short", "role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.json()["field"], "password");
+    let missing = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "bo", "role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.json()["field"], "password", "{}", missing.body);
+    let role = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "bo", "password": "long-enough", "role": "root"})),
+            None,
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::BAD_REQUEST);
+    let dup = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "admin", "password": "long-enough", "role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(dup.json()["field"], "username");
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_login_renders_on_the_server() {
+    let app = app().await;
+    let home = app.call("GET", "/", None, None, None).await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.headers.get(header::LOCATION).unwrap(), "/login");
+    let users = app.call("GET", "/users", None, None, None).await;
+    assert_eq!(users.status, StatusCode::SEE_OTHER);
+
+    let login = app.call("GET", "/login", None, None, None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(
+        login
+            .body
+            .contains(r#"<label for="username">Username</label>"#),
+        "{}",
+        login.body
+    );
+    assert!(login
+        .body
+        .contains(r#"<label for="password">Password</label>"#));
+    assert!(login.body.contains("Sign in</button>"));
+
+    let cookie = app.sign_in("admin", "admin").await;
+    let dash = app.call("GET", "/", Some(&cookie), None, None).await;
+    assert_eq!(dash.status, StatusCode::OK);
+    for link in [
+        "Dashboard",
+        "Syncs",
+        "Data sources",
+        "Offsets",
+        "Agents",
+        "Users",
+        "Sign out",
+    ] {
+        assert!(dash.body.contains(&format!(">{link}<")), "missing {link}");
+    }
+    assert!(
+        dash.body.contains("Change the default password"),
+        "banner while the default password is in use"
+    );
+    let again = app.call("GET", "/login", Some(&cookie), None, None).await;
+    assert_eq!(
+        again.status,
+        StatusCode::SEE_OTHER,
+        "signed-in users skip the login page"
+    );
+}
+
+#[tokio::test]
+async fn changing_the_default_password_removes_the_banner() {
+    let app = app().await;
+    let cookie = app.sign_in("admin", "admin").await;
+    let admin = app.services.user("admin").await.unwrap().unwrap();
+    app.services
+        .change_own_password(&admin, "admin".into(), "a-better-password".into())
+        .await
+        .unwrap();
+    let dash = app.call("GET", "/", Some(&cookie), None, None).await;
+    assert!(!dash.body.contains("Change the default password"));
+    let old = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "admin", "password": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn admin_password_from_the_environment_has_no_banner() {
+    let app = app_with(Some("first-password-1")).await;
+    let cookie = app.sign_in("admin", "first-password-1").await;
+    let me = app
+        .call("GET", "/api/v1/session", Some(&cookie), None, None)
+        .await;
+    assert_eq!(me.json()["default_password"], false);
+    // Seeding happens once: a second bootstrap changes nothing.
+    assert!(!app.services.bootstrap(None).await.unwrap());
+}
