@@ -1,4 +1,7 @@
-//! Idra's agent. For now: membership — registering under `agents/<id>` on a lease so the
-//! cluster (and the UI) knows it is alive. The sync engine and coordination build on it.
+//! Idra's agent: connectors, the sync engine, single mode (syncs from a JSON file), and
+//! membership in a cluster.
 
+pub mod config;
+pub mod connectors;
+pub mod engine;
 pub mod membership;

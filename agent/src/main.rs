@@ -4,11 +4,26 @@ use std::sync::Arc;
 use clap::Parser;
 use idra_core::store::{self, EtcdOptions, Keys};
 
-/// Idra's agent. Today it registers itself with the store and stays registered until
-/// stopped; the sync engine arrives with the engine issue.
+/// Idra's agent.
+///
+/// Single mode: `idra-agent --config syncs.json --state-dir ./state [--once]` runs the syncs
+/// of a JSON file (Idra's format, or the original Idra's array of syncs) with offsets in a
+/// local state file — no etcd and no server.
+///
+/// Otherwise the agent registers with the store (`--etcd`, or the embedded store in
+/// `--data-dir`) and stays registered until stopped.
 #[derive(Debug, Parser)]
 #[command(name = "idra-agent", version)]
 struct Cli {
+    /// Run the syncs of this JSON file (single mode).
+    #[arg(long, env = "IDRA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where single mode keeps offsets and status (state.json, replaced atomically).
+    #[arg(long, env = "IDRA_STATE_DIR", default_value = "./state")]
+    state_dir: PathBuf,
+    /// Run every enabled sync until it has caught up, then exit (0 on success).
+    #[arg(long)]
+    once: bool,
     /// etcd endpoints, comma-separated (cluster mode).
     #[arg(long, env = "IDRA_ETCD", value_delimiter = ',')]
     etcd: Vec<String>,
@@ -26,14 +41,60 @@ struct Cli {
     lease_ttl: i64,
 }
 
+fn fail(message: impl std::fmt::Display) -> std::process::ExitCode {
+    eprintln!("idra-agent: {message}");
+    std::process::ExitCode::FAILURE
+}
+
+/// Ctrl-C or SIGTERM flips the returned flag: syncs finish their batch and stop.
+fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("stopping: finishing the current batches");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+
+    if let Some(path) = &cli.config {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+        };
+        let config = match idra_agent::config::parse(&text) {
+            Ok(c) => c,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        };
+        return match idra_agent::engine::single::run(
+            config,
+            &cli.state_dir,
+            cli.once,
+            shutdown_signal(),
+        )
+        .await
+        {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        };
+    }
+
     let etcd = (!cli.etcd.is_empty()).then(|| EtcdOptions {
         endpoints: cli.etcd.clone(),
         user: cli.etcd_user.clone(),
@@ -41,10 +102,7 @@ async fn main() -> std::process::ExitCode {
     });
     let store = match store::open(etcd, &cli.data_dir).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("idra-agent: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(e) => return fail(e),
     };
     let member = match idra_agent::membership::Membership::start(
         Arc::clone(&store),
@@ -55,13 +113,11 @@ async fn main() -> std::process::ExitCode {
     .await
     {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("idra-agent: cannot register: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(e) => return fail(format!("cannot register: {e}")),
     };
     tracing::info!(agent = %member.info.id, "registered; waiting for work (Ctrl-C to stop)");
-    let _ = tokio::signal::ctrl_c().await;
+    let mut stop = shutdown_signal();
+    let _ = stop.wait_for(|s| *s).await;
     member.stop().await;
     std::process::ExitCode::SUCCESS
 }

@@ -11,7 +11,7 @@ mod validation;
 mod views;
 
 pub use agent::{AgentInfo, Assignment};
-pub use datasource::{ConnectorKind, DataSource, DataSourceInput, SecretInput};
+pub use datasource::{split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput};
 pub use offset::{Cursor, Offset};
 pub use status::{SyncState, SyncStatus};
 pub use sync::{Endpoint, SyncConfig, SyncMode, WriteMode};

@@ -1,0 +1,106 @@
+//! What every connector implements: a source reads batches after a cursor, a destination
+//! writes one batch per transaction. Both can test their connection and discover tables.
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use idra_core::model::{Cursor, WriteMode};
+
+use super::types::Column;
+use super::ConnectorError;
+
+/// A table (or collection, topic…) and its columns, for the UI's pickers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub columns: Vec<Column>,
+}
+
+/// What to read: a table or a custom query, ordered by key or by (timestamp, key).
+#[derive(Debug, Clone)]
+pub struct ReadSpec {
+    pub table: Option<String>,
+    pub query: Option<String>,
+    pub key: String,
+    /// Set: order and resume by (timestamp, key). Unset: by key alone.
+    pub timestamp: Option<String>,
+}
+
+impl ReadSpec {
+    pub fn describe(&self) -> String {
+        match (&self.table, &self.query) {
+            (Some(t), _) => t.clone(),
+            (None, Some(_)) => "the custom query".into(),
+            (None, None) => "nothing".into(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    async fn test_connection(&self) -> Result<(), ConnectorError>;
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError>;
+    /// The columns `read` returns for `spec`, checking that key and timestamp exist.
+    async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError>;
+    /// Up to `limit` rows strictly after `after`, in (timestamp,) key order. Fewer than
+    /// `limit` rows means the source is caught up.
+    async fn read(
+        &self,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+        limit: usize,
+    ) -> Result<RecordBatch, ConnectorError>;
+}
+
+/// Written in the destination's own transaction together with the rows, so the destination
+/// always knows exactly which cursor its contents correspond to, and a holder whose fencing
+/// token is older than the stored one is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub sync_id: String,
+    pub fence: i64,
+    pub cursor: Cursor,
+}
+
+pub struct WriteRequest<'a> {
+    pub table: &'a str,
+    pub keys: &'a [String],
+    pub mode: WriteMode,
+    pub rows: &'a RecordBatch,
+    pub commit: &'a Commit,
+}
+
+#[async_trait]
+pub trait Destination: Send + Sync {
+    async fn test_connection(&self) -> Result<(), ConnectorError>;
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError>;
+    /// Creates `table` when missing (types mapped per dialect, key columns as primary key);
+    /// checks that an existing table has every column.
+    async fn ensure_table(
+        &self,
+        table: &str,
+        columns: &[Column],
+        keys: &[String],
+    ) -> Result<(), ConnectorError>;
+    /// Writes the rows and the commit record in one transaction.
+    async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError>;
+    /// The last commit record of `sync_id` in this destination.
+    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError>;
+    /// The greatest (timestamp,) key already in `table`, for the last-destination modes.
+    async fn max_position(
+        &self,
+        table: &str,
+        key: &str,
+        timestamp: Option<&str>,
+        key_is_integer: bool,
+    ) -> Result<Cursor, ConnectorError>;
+    /// Full refresh, overwrite: empties the load table `<table>__idra_load` (created like `table`).
+    async fn begin_overwrite(
+        &self,
+        table: &str,
+        columns: &[Column],
+        keys: &[String],
+    ) -> Result<String, ConnectorError>;
+    /// Atomically replaces `table` with the load table.
+    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError>;
+}

@@ -1,0 +1,188 @@
+//! Connectors: one folder per kind with the same files (`config.rs`, `source.rs`,
+//! `destination.rs`, `tests.rs`, `TYPES.md`), the shared contract, and the registry.
+
+pub mod contract;
+mod error;
+pub mod mysql;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
+pub mod types;
+pub mod values;
+
+use std::collections::BTreeMap;
+
+use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::secret::Secret;
+
+pub use contract::{Commit, Destination, ReadSpec, Source, TableInfo, WriteRequest};
+pub use error::{from_sqlx, ConnectorError, ErrorKind};
+use types::{Column, ColumnType};
+use values::Value;
+
+/// How to reach a system: what a data source holds, with its secrets opened.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub kind: ConnectorKind,
+    pub connection_string: String,
+    pub options: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+impl ConnectionSpec {
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        self.secrets.get(name).map(Secret::expose)
+    }
+}
+
+/// One entry of the registry: what the UI lists and what the engine can open.
+pub struct ConnectorEntry {
+    pub kind: ConnectorKind,
+    pub source: bool,
+    pub destination: bool,
+    /// Data source fields that are secrets (encrypted at rest, never sent to a client).
+    pub secret_fields: &'static [&'static str],
+}
+
+/// Every connector this build has, in the order the UI lists them.
+pub fn registry() -> Vec<ConnectorEntry> {
+    vec![
+        ConnectorEntry {
+            kind: ConnectorKind::Postgres,
+            source: true,
+            destination: true,
+            secret_fields: postgres::SECRET_FIELDS,
+        },
+        ConnectorEntry {
+            kind: ConnectorKind::Mysql,
+            source: true,
+            destination: true,
+            secret_fields: mysql::SECRET_FIELDS,
+        },
+        ConnectorEntry {
+            kind: ConnectorKind::Sqlite,
+            source: true,
+            destination: true,
+            secret_fields: sqlite::SECRET_FIELDS,
+        },
+    ]
+}
+
+fn unavailable(kind: ConnectorKind) -> ConnectorError {
+    ConnectorError::fatal(format!(
+        "the {} connector is not available in this build yet",
+        kind.label()
+    ))
+}
+
+pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorError> {
+    match spec.kind {
+        ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresSource::new(spec)?)),
+        ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlSource::new(spec)?)),
+        ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::new(spec)?)),
+        other => Err(unavailable(other)),
+    }
+}
+
+pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, ConnectorError> {
+    match spec.kind {
+        ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresDestination::new(spec)?)),
+        ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlDestination::new(spec)?)),
+        ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteDestination::new(spec)?)),
+        other => Err(unavailable(other)),
+    }
+}
+
+/// The cursor just after the row `row` of `batch`: the key alone, or (timestamp, key).
+pub fn cursor_at(
+    batch: &arrow_array::RecordBatch,
+    columns: &[Column],
+    row: usize,
+    key: &str,
+    timestamp: Option<&str>,
+) -> Result<Cursor, ConnectorError> {
+    let (ki, kc) = types::find(columns, key, "key")?;
+    let key_value = values::value_at(batch.column(ki), kc.ty, row);
+    match timestamp {
+        None => match key_value {
+            Value::Int(last_id) => Ok(Cursor::Id { last_id }),
+            other => Err(ConnectorError::fatal(format!("key column `{key}` must be an integer for this mode (found {other:?}); use a timestamp mode or full refresh"))),
+        },
+        Some(ts) => {
+            let (ti, tc) = types::find(columns, ts, "timestamp")?;
+            let last_ts = match values::value_at(batch.column(ti), tc.ty, row) {
+                Value::TimestampTz(t) => t,
+                Value::Timestamp(t) => t.and_utc(),
+                Value::Date(d) => d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+                Value::Null => return Err(ConnectorError::fatal(format!("timestamp column `{ts}` is NULL in a row; a timestamp cursor needs it set on every row (filter NULLs in a custom query)"))),
+                other => return Err(ConnectorError::fatal(format!("timestamp column `{ts}` must be a date or timestamp (found {other:?})"))),
+            };
+            let last_key = match key_value {
+                Value::Int(i) => i.to_string(),
+                Value::Text(s) => s,
+                Value::Uuid(u) => values::format_uuid(&u),
+                other => return Err(ConnectorError::fatal(format!("key column `{key}` must be an integer or text for a timestamp cursor (found {other:?})"))),
+            };
+            Ok(Cursor::Timestamp { last_ts, last_key })
+        }
+    }
+}
+
+/// Checks that the columns fit the mode: an integer key for id cursors, a temporal
+/// timestamp column for timestamp cursors.
+pub fn check_cursor_columns(
+    columns: &[Column],
+    key: &str,
+    timestamp: Option<&str>,
+) -> Result<(), ConnectorError> {
+    let (_, k) = types::find(columns, key, "key")?;
+    match timestamp {
+        None if !k.ty.is_integer() => Err(ConnectorError::fatal(format!(
+            "key column `{key}` is {}, but this mode needs an integer key; use a timestamp mode or full refresh",
+            k.ty.name()
+        ))),
+        None => Ok(()),
+        Some(ts) => {
+            let (_, t) = types::find(columns, ts, "timestamp")?;
+            if !t.ty.is_temporal() {
+                return Err(ConnectorError::fatal(format!("timestamp column `{ts}` is {}, not a date or timestamp", t.ty.name())));
+            }
+            if !(k.ty.is_integer() || matches!(k.ty, ColumnType::Text | ColumnType::Uuid)) {
+                return Err(ConnectorError::fatal(format!("key column `{key}` is {}; a timestamp cursor needs an integer or text key", k.ty.name())));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_secrets_are_known_to_the_model() {
+        // The model encrypts exactly the fields it knows are secret; a connector must not
+        // have a secret the model would store in clear.
+        for entry in registry() {
+            for field in entry.secret_fields {
+                assert!(
+                    entry.kind.secret_fields().contains(field),
+                    "{:?}: {field}",
+                    entry.kind
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unbuilt_connectors_say_so() {
+        let spec = ConnectionSpec {
+            kind: ConnectorKind::Kafka,
+            connection_string: "k:9092".into(),
+            options: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        };
+        let e = open_source(&spec).err().unwrap();
+        assert!(e.message.contains("Kafka") && !e.is_retryable());
+    }
+}

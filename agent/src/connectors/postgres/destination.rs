@@ -1,0 +1,447 @@
+use async_trait::async_trait;
+use idra_core::model::{Cursor, WriteMode};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::binary::{decode_value, encode_rows, COPY_HEADER, COPY_TRAILER};
+use super::config::PostgresConfig;
+use super::source::{split_table, table_columns};
+use crate::connectors::sql::Dialect;
+use crate::connectors::types::{Column, ColumnType};
+use crate::connectors::values::Value;
+use crate::connectors::{
+    from_sqlx, Commit, ConnectionSpec, ConnectorError, Destination, TableInfo, WriteRequest,
+};
+
+const D: Dialect = Dialect::Postgres;
+/// Commit records: which cursor the destination's rows correspond to, and the fencing
+/// token of the last writer. Written in the same transaction as the rows.
+const FENCE_TABLE: &str = "_idra_fence";
+const COPY_CHUNK: usize = 1 << 20;
+
+pub struct PostgresDestination {
+    pool: PgPool,
+    display: String,
+    /// Tables whose column types equal Idra's mapping exactly: COPY goes straight in.
+    /// Others are loaded through a staging table so Postgres casts on INSERT.
+    exact: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl PostgresDestination {
+    pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        let config = PostgresConfig::from_spec(spec)?;
+        Ok(Self {
+            pool: config.pool(2),
+            display: config.display,
+            exact: Default::default(),
+        })
+    }
+
+    fn is_exact(&self, table: &str) -> bool {
+        self.exact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(table)
+    }
+
+    fn err(&self, what: &str) -> impl Fn(sqlx::Error) -> ConnectorError + '_ {
+        let what = format!("{what} in {}", self.display);
+        move |e| from_sqlx(e, &what)
+    }
+
+    async fn ensure_fence_table(&self) -> Result<(), ConnectorError> {
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id text PRIMARY KEY, fence bigint NOT NULL, \"cursor\" text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("creating the _idra_fence table"))?;
+        Ok(())
+    }
+}
+
+/// Idra type → Postgres column type when Idra creates a table.
+pub(super) fn pg_type(ty: ColumnType) -> String {
+    match ty {
+        ColumnType::Int16 => "smallint".into(),
+        ColumnType::Int32 => "integer".into(),
+        ColumnType::Int64 => "bigint".into(),
+        ColumnType::Float32 => "real".into(),
+        ColumnType::Float64 => "double precision".into(),
+        ColumnType::Bool => "boolean".into(),
+        ColumnType::Text => "text".into(),
+        ColumnType::Bytes => "bytea".into(),
+        ColumnType::Date => "date".into(),
+        ColumnType::Time => "time".into(),
+        ColumnType::Timestamp => "timestamp".into(),
+        ColumnType::TimestampTz => "timestamptz".into(),
+        ColumnType::Decimal { precision, scale } => format!("numeric({precision},{scale})"),
+        ColumnType::Json => "jsonb".into(),
+        ColumnType::Uuid => "uuid".into(),
+    }
+}
+
+fn create_table_sql(
+    table: &str,
+    columns: &[Column],
+    keys: &[String],
+) -> Result<String, ConnectorError> {
+    let mut defs = Vec::new();
+    for c in columns {
+        let not_null = if keys.contains(&c.name) || !c.nullable {
+            " NOT NULL"
+        } else {
+            ""
+        };
+        defs.push(format!("{} {}{not_null}", D.quote(&c.name)?, pg_type(c.ty)));
+    }
+    if !keys.is_empty() {
+        defs.push(format!("PRIMARY KEY ({})", D.quote_all(keys)?.join(", ")));
+    }
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        D.quote(table)?,
+        defs.join(", ")
+    ))
+}
+
+async fn check_fence(
+    tx: &mut Transaction<'_, Postgres>,
+    commit: &Commit,
+) -> Result<(), ConnectorError> {
+    let row = sqlx::query(&format!(
+        "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = $1 FOR UPDATE"
+    ))
+    .bind(&commit.sync_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| from_sqlx(e, "checking the fencing token"))?;
+    if let Some(row) = row {
+        let stored: i64 = row.get(0);
+        if stored > commit.fence {
+            return Err(ConnectorError::fatal(format!(
+                "fenced off: another agent (token {stored}) now runs sync {} and this one (token {}) lost its lock; nothing was written",
+                commit.sync_id, commit.fence
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn record_commit(
+    tx: &mut Transaction<'_, Postgres>,
+    commit: &Commit,
+) -> Result<(), ConnectorError> {
+    let cursor = serde_json::to_string(&commit.cursor).expect("cursors serialise");
+    sqlx::query(&format!(
+        "INSERT INTO {FENCE_TABLE} (sync_id, fence, \"cursor\", updated_at) VALUES ($1, $2, $3, now()) \
+         ON CONFLICT (sync_id) DO UPDATE SET fence = EXCLUDED.fence, \"cursor\" = EXCLUDED.\"cursor\", updated_at = now()"
+    ))
+    .bind(&commit.sync_id)
+    .bind(commit.fence)
+    .bind(cursor)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| from_sqlx(e, "recording the commit"))?;
+    Ok(())
+}
+
+async fn copy_in(
+    tx: &mut Transaction<'_, Postgres>,
+    target: &str,
+    req: &WriteRequest<'_>,
+    columns: &[Column],
+) -> Result<(), ConnectorError> {
+    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let sql = format!(
+        "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+        D.quote_all(&names)?.join(", ")
+    );
+    let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
+    buf.extend_from_slice(COPY_HEADER);
+    encode_rows(req.rows, columns, &mut buf)?;
+    buf.extend_from_slice(COPY_TRAILER);
+    let mut copy = tx
+        .copy_in_raw(&sql)
+        .await
+        .map_err(|e| from_sqlx(e, &format!("starting COPY into {}", req.table)))?;
+    for chunk in buf.chunks(COPY_CHUNK) {
+        copy.send(chunk)
+            .await
+            .map_err(|e| from_sqlx(e, &format!("COPY into {}", req.table)))?;
+    }
+    copy.finish()
+        .await
+        .map_err(|e| from_sqlx(e, &format!("COPY into {}", req.table)))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Destination for PostgresDestination {
+    async fn test_connection(&self) -> Result<(), ConnectorError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("connecting"))?;
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError> {
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("listing tables"))?;
+        let mut out = Vec::new();
+        for (name,) in tables {
+            if D.quote(&name).is_ok() {
+                let columns = table_columns(&self.pool, &name, &self.display).await?;
+                out.push(TableInfo { name, columns });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ensure_table(
+        &self,
+        table: &str,
+        columns: &[Column],
+        keys: &[String],
+    ) -> Result<(), ConnectorError> {
+        self.ensure_fence_table().await?;
+        let existing = table_columns(&self.pool, table, &self.display).await?;
+        let mut exact = self.exact.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if existing.is_empty() {
+            sqlx::query(&create_table_sql(table, columns, keys)?)
+                .execute(&self.pool)
+                .await
+                .map_err(self.err(&format!("creating table {table}")))?;
+            exact.insert(table.to_string());
+            *self.exact.lock().unwrap_or_else(|p| p.into_inner()) = exact;
+            return Ok(());
+        }
+        // json and jsonb both map to Json; only jsonb takes Idra's binary form, so a json
+        // column never counts as exact.
+        let json_columns: Vec<(String,)> = {
+            let (schema, name) = split_table(table);
+            sqlx::query_as("SELECT column_name::text FROM information_schema.columns WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 AND data_type = 'json'")
+                .bind(schema)
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err("reading column types"))?
+        };
+        let same = columns.len() == existing.len()
+            && json_columns.is_empty()
+            && columns
+                .iter()
+                .all(|c| existing.iter().any(|e| e.name == c.name && e.ty == c.ty));
+        if same {
+            exact.insert(table.to_string());
+        } else {
+            exact.remove(table);
+        }
+        *self.exact.lock().unwrap_or_else(|p| p.into_inner()) = exact;
+        let missing: Vec<&str> = columns
+            .iter()
+            .filter(|c| !existing.iter().any(|e| e.name == c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ConnectorError::fatal(format!(
+                "destination table {table} has no column {}; add it, or drop the table and let Idra create it",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError> {
+        let columns = crate::connectors::types::columns_of(&req.rows.schema())?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        check_fence(&mut tx, req.commit).await?;
+        if req.rows.num_rows() > 0 {
+            let target = D.quote(req.table)?;
+            match req.mode {
+                WriteMode::Insert if self.is_exact(req.table) => {
+                    copy_in(&mut tx, &target, &req, &columns).await?
+                }
+                mode => {
+                    let stage = "_idra_stage";
+                    sqlx::query(&format!(
+                        "{} ON COMMIT DROP",
+                        create_table_sql(stage, &columns, &[])?
+                            .replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE")
+                    ))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err("creating the staging table"))?;
+                    copy_in(&mut tx, stage, &req, &columns).await?;
+                    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                    let cols = D.quote_all(&names)?.join(", ");
+                    let keys = D.quote_all(req.keys)?.join(", ");
+                    let updates: Vec<String> = names
+                        .iter()
+                        .filter(|n| !req.keys.contains(n))
+                        .map(|n| D.quote(n).map(|q| format!("{q} = EXCLUDED.{q}")))
+                        .collect::<Result<_, _>>()?;
+                    let action = if updates.is_empty() {
+                        "DO NOTHING".to_string()
+                    } else {
+                        format!("DO UPDATE SET {}", updates.join(", "))
+                    };
+                    let conflict = match mode {
+                        WriteMode::Upsert => format!(" ON CONFLICT ({keys}) {action}"),
+                        WriteMode::Insert => String::new(),
+                    };
+                    sqlx::query(&format!(
+                        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}{conflict}"
+                    ))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err(&format!("upserting into {}", req.table)))?;
+                }
+            }
+        }
+        record_commit(&mut tx, req.commit).await?;
+        tx.commit().await.map_err(self.err("committing"))?;
+        Ok(())
+    }
+
+    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError> {
+        let exists: Option<String> =
+            sqlx::query_scalar(&format!("SELECT to_regclass('{FENCE_TABLE}')::text"))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(self.err("looking for _idra_fence"))?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT fence, \"cursor\" FROM {FENCE_TABLE} WHERE sync_id = $1"
+        ))
+        .bind(sync_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err("reading the commit record"))?;
+        row.map(|r| {
+            let cursor: String = r.get(1);
+            Ok(Commit {
+                sync_id: sync_id.to_string(),
+                fence: r.get(0),
+                cursor: serde_json::from_str(&cursor).map_err(|e| ConnectorError::fatal(format!("_idra_fence holds a cursor Idra cannot read ({e}); delete its row for sync {sync_id} to start over")))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn max_position(
+        &self,
+        table: &str,
+        key: &str,
+        timestamp: Option<&str>,
+        key_is_integer: bool,
+    ) -> Result<Cursor, ConnectorError> {
+        let k = D.quote(key)?;
+        let key_sel = if key_is_integer {
+            format!("{k}::bigint")
+        } else {
+            format!("{k}::text")
+        };
+        let sql = match timestamp {
+            None => format!(
+                "SELECT {key_sel} FROM {} ORDER BY {k} DESC LIMIT 1",
+                D.quote(table)?
+            ),
+            Some(ts) => {
+                let t = D.quote(ts)?;
+                format!("SELECT {key_sel}, {t}::timestamptz FROM {} WHERE {t} IS NOT NULL ORDER BY {t} DESC, {k} DESC LIMIT 1", D.quote(table)?)
+            }
+        };
+        let row = sqlx::query(&sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err(&format!("reading the last position of {table}")))?;
+        let Some(row) = row else {
+            return Ok(Cursor::Start);
+        };
+        let key_value = if key_is_integer {
+            Value::Int(row.get::<i64, _>(0))
+        } else {
+            Value::Text(row.get::<String, _>(0))
+        };
+        Ok(match (timestamp, key_value) {
+            (None, Value::Int(last_id)) => Cursor::Id { last_id },
+            (None, _) => {
+                return Err(ConnectorError::fatal(format!(
+                    "key column `{key}` must be an integer for the last-destination-id mode"
+                )))
+            }
+            (Some(_), key) => {
+                let ts_col = Column::new("ts", ColumnType::TimestampTz, true);
+                let raw = sqlx::Row::try_get_raw(&row, 1)
+                    .map_err(|e| ConnectorError::fatal(e.to_string()))?;
+                let bytes = if sqlx::ValueRef::is_null(&raw) {
+                    None
+                } else {
+                    raw.as_bytes().ok()
+                };
+                let Value::TimestampTz(last_ts) = decode_value(&ts_col, bytes)? else {
+                    return Ok(Cursor::Start);
+                };
+                let last_key = match key {
+                    Value::Int(i) => i.to_string(),
+                    Value::Text(s) => s,
+                    _ => String::new(),
+                };
+                Cursor::Timestamp { last_ts, last_key }
+            }
+        })
+    }
+
+    async fn begin_overwrite(
+        &self,
+        table: &str,
+        columns: &[Column],
+        keys: &[String],
+    ) -> Result<String, ConnectorError> {
+        let load = format!("{table}__idra_load");
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&load)?))
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("dropping an old load table"))?;
+        self.ensure_table(&load, columns, keys).await?;
+        Ok(load)
+    }
+
+    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError> {
+        let (_, bare) = split_table(table);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(table)?))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err(&format!("replacing {table}")))?;
+        sqlx::query(&format!(
+            "ALTER TABLE {} RENAME TO {}",
+            D.quote(load_table)?,
+            D.quote(bare)?
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err(&format!("replacing {table}")))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the replacement"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use idra_core::model::Cursor;
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo, ValueRef};
+
+use super::binary::decode_into;
+use super::config::PostgresConfig;
+use crate::connectors::sql::{read_query, subquery, Dialect};
+use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
+use crate::connectors::values::BatchBuilder;
+use crate::connectors::{
+    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadSpec, Source, TableInfo,
+};
+
+const D: Dialect = Dialect::Postgres;
+
+/// Rows whose inserting transaction is older than every transaction still in progress.
+/// Reading only those means a transaction that commits late (holding a lower id or an
+/// older timestamp) is never skipped: the cursor cannot pass it while it is open. A
+/// long-running transaction therefore delays (never loses) rows. Table sources only.
+const SETTLED: &str = "age(xmin) > age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid)";
+
+pub struct PostgresSource {
+    pool: PgPool,
+    display: String,
+}
+
+impl PostgresSource {
+    pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        let config = PostgresConfig::from_spec(spec)?;
+        Ok(Self {
+            pool: config.pool(2),
+            display: config.display,
+        })
+    }
+}
+
+/// Postgres type (information_schema `data_type` or a type name) → Idra type. Types Idra
+/// has no mapping for are read as their text form.
+pub(super) fn map_type(data_type: &str, precision: Option<i32>, scale: Option<i32>) -> ColumnType {
+    match data_type.to_ascii_lowercase().as_str() {
+        "smallint" | "int2" => ColumnType::Int16,
+        "integer" | "int4" | "int" => ColumnType::Int32,
+        "bigint" | "int8" => ColumnType::Int64,
+        "real" | "float4" => ColumnType::Float32,
+        "double precision" | "float8" => ColumnType::Float64,
+        "boolean" | "bool" => ColumnType::Bool,
+        "bytea" => ColumnType::Bytes,
+        "date" => ColumnType::Date,
+        "time without time zone" | "time" => ColumnType::Time,
+        "timestamp without time zone" | "timestamp" => ColumnType::Timestamp,
+        "timestamp with time zone" | "timestamptz" => ColumnType::TimestampTz,
+        "numeric" | "decimal" => match (precision, scale) {
+            (Some(p), Some(s)) if (1..=38).contains(&p) => ColumnType::Decimal {
+                precision: p as u8,
+                scale: s as i8,
+            },
+            _ => DEFAULT_DECIMAL,
+        },
+        "json" | "jsonb" => ColumnType::Json,
+        "uuid" => ColumnType::Uuid,
+        _ => ColumnType::Text,
+    }
+}
+
+/// Text and JSON are selected as `::text` (which also covers every unmapped type).
+fn select_list(columns: &[Column]) -> Result<String, ConnectorError> {
+    Ok(columns
+        .iter()
+        .map(|c| {
+            let q = D.quote(&c.name)?;
+            Ok(match c.ty {
+                ColumnType::Text | ColumnType::Json => format!("{q}::text AS {q}"),
+                _ => q,
+            })
+        })
+        .collect::<Result<Vec<_>, ConnectorError>>()?
+        .join(", "))
+}
+
+pub(super) fn split_table(table: &str) -> (Option<&str>, &str) {
+    match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    }
+}
+
+pub(super) async fn table_columns(
+    pool: &PgPool,
+    table: &str,
+    what: &str,
+) -> Result<Vec<Column>, ConnectorError> {
+    D.quote(table)?;
+    let (schema, name) = split_table(table);
+    let rows = sqlx::query(
+        "SELECT column_name::text, data_type::text, numeric_precision::int4, numeric_scale::int4, (is_nullable = 'YES') \
+         FROM information_schema.columns \
+         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 ORDER BY ordinal_position",
+    )
+    .bind(schema)
+    .bind(name)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| from_sqlx(e, what))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let ty = map_type(&r.get::<String, _>(1), r.get(2), r.get(3));
+            Column::new(r.get::<String, _>(0), ty, r.get(4))
+        })
+        .collect())
+}
+
+fn bind_cursor<'q>(
+    mut q: Query<'q, Postgres, PgArguments>,
+    after: &'q Cursor,
+    key: &Column,
+    ts: Option<&Column>,
+) -> Result<Query<'q, Postgres, PgArguments>, ConnectorError> {
+    match after {
+        Cursor::Start => {}
+        Cursor::Id { last_id } => q = q.bind(*last_id),
+        Cursor::Timestamp { last_ts, last_key } => {
+            let ts = ts.ok_or_else(|| ConnectorError::fatal("the offset is a timestamp cursor but the sync has no timestamp column; reset the offset"))?;
+            q = bind_ts(q, *last_ts, ts.ty);
+            q = bind_ts(q, *last_ts, ts.ty);
+            q = if key.ty.is_integer() {
+                q.bind(last_key.parse::<i64>().map_err(|_| {
+                    ConnectorError::fatal(format!(
+                        "the offset's key `{last_key}` is not an integer; reset the offset"
+                    ))
+                })?)
+            } else if key.ty == ColumnType::Uuid {
+                q.bind(sqlx::types::Uuid::parse_str(last_key).map_err(|_| {
+                    ConnectorError::fatal("the offset's key is not a UUID; reset the offset")
+                })?)
+            } else {
+                q.bind(last_key.clone())
+            };
+        }
+        other => {
+            return Err(ConnectorError::fatal(format!(
+                "a Postgres source cannot resume from a {other:?} offset; reset the offset"
+            )))
+        }
+    }
+    Ok(q)
+}
+
+fn bind_ts(
+    q: Query<'_, Postgres, PgArguments>,
+    t: DateTime<Utc>,
+    ty: ColumnType,
+) -> Query<'_, Postgres, PgArguments> {
+    match ty {
+        ColumnType::Timestamp => q.bind(t.naive_utc()),
+        ColumnType::Date => q.bind(t.date_naive()),
+        _ => q.bind(t),
+    }
+}
+
+/// Appends one result row, decoding each binary value straight into its Arrow builder.
+pub(super) fn append_row(
+    b: &mut BatchBuilder,
+    row: &PgRow,
+    columns: &[Column],
+) -> Result<(), ConnectorError> {
+    for (i, col) in columns.iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| ConnectorError::fatal(format!("column `{}`: {e}", col.name)))?;
+        let bytes = if raw.is_null() {
+            None
+        } else {
+            Some(
+                raw.as_bytes()
+                    .map_err(|e| ConnectorError::fatal(format!("column `{}`: {e}", col.name)))?,
+            )
+        };
+        let text = matches!(col.ty, ColumnType::Text | ColumnType::Json);
+        decode_into(b.builder(i), col, bytes, text)?;
+    }
+    b.end_row();
+    Ok(())
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn test_connection(&self) -> Result<(), ConnectorError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError> {
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(e, &self.display))?;
+        let mut out = Vec::new();
+        for (name,) in tables {
+            if D.quote(&name).is_err() {
+                continue;
+            }
+            let columns = table_columns(&self.pool, &name, &self.display).await?;
+            out.push(TableInfo { name, columns });
+        }
+        Ok(out)
+    }
+
+    async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
+        let columns = match (&spec.table, &spec.query) {
+            (_, Some(query)) => {
+                let sql = format!("SELECT * FROM {}", subquery(query)?);
+                let described = (&self.pool)
+                    .describe(&sql)
+                    .await
+                    .map_err(|e| from_sqlx(e, "checking the custom query"))?;
+                described
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        Column::new(c.name(), map_type(c.type_info().name(), None, None), true)
+                    })
+                    .collect()
+            }
+            (Some(table), None) => {
+                let cols = table_columns(&self.pool, table, &self.display).await?;
+                if cols.is_empty() {
+                    return Err(ConnectorError::fatal(format!(
+                        "source table `{table}` does not exist in {} (or Idra's user cannot see it); check the table name and schema",
+                        self.display
+                    )));
+                }
+                cols
+            }
+            (None, None) => {
+                return Err(ConnectorError::fatal(
+                    "the sync names neither a source table nor a query",
+                ))
+            }
+        };
+        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        Ok(columns)
+    }
+
+    async fn read(
+        &self,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+        limit: usize,
+    ) -> Result<RecordBatch, ConnectorError> {
+        let (inner, settled) = match (&spec.table, &spec.query) {
+            (_, Some(q)) => (subquery(q)?, None),
+            (Some(t), None) => (D.quote(t)?, Some(SETTLED)),
+            (None, None) => {
+                return Err(ConnectorError::fatal(
+                    "the sync names neither a source table nor a query",
+                ))
+            }
+        };
+        let first = matches!(after, Cursor::Start);
+        let sql = read_query(
+            D,
+            &select_list(columns)?,
+            &inner,
+            &spec.key,
+            spec.timestamp.as_deref(),
+            first,
+            settled,
+        )?;
+        let key = columns
+            .iter()
+            .find(|c| c.name == spec.key)
+            .ok_or_else(|| ConnectorError::fatal("key column vanished"))?;
+        let ts = spec
+            .timestamp
+            .as_ref()
+            .and_then(|t| columns.iter().find(|c| &c.name == t));
+        let q = bind_cursor(sqlx::query(&sql), after, key, ts)?.bind(limit as i64);
+        let what = format!("reading {}", spec.describe());
+        let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
+        let mut rows = q.fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+            append_row(&mut b, &row, columns)?;
+        }
+        b.finish()
+    }
+}

@@ -1,0 +1,259 @@
+//! SQL text shared by the SQL connectors: identifier validation and quoting per dialect.
+//! Values never appear here — they are always bound parameters or COPY data.
+
+use super::ConnectorError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl Dialect {
+    fn quote_char(self) -> char {
+        match self {
+            Dialect::MySql => '`',
+            _ => '"',
+        }
+    }
+
+    /// Validates and quotes one identifier or a dotted `schema.table`.
+    pub fn quote(self, ident: &str) -> Result<String, ConnectorError> {
+        idra_core::model::validate_identifier("identifier", ident)
+            .map_err(|_| ConnectorError::fatal(format!("`{ident}` is not a valid table or column name: use letters, digits, `_`, `$` or `-`, with `.` only between schema and table")))?;
+        let q = self.quote_char();
+        Ok(ident
+            .split('.')
+            .map(|part| format!("{q}{part}{q}"))
+            .collect::<Vec<_>>()
+            .join("."))
+    }
+
+    pub fn quote_all(self, idents: &[String]) -> Result<Vec<String>, ConnectorError> {
+        idents.iter().map(|i| self.quote(i)).collect()
+    }
+
+    /// The n-th bound parameter (1-based).
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            _ => "?".into(),
+        }
+    }
+}
+
+/// The read query: rows after the cursor in (timestamp,) key order. `select` is the
+/// select list (already quoted), `inner` the quoted table or `(custom query) AS src`, and
+/// `extra` an optional constant condition (no values). Parameters: key; or timestamp,
+/// timestamp, key; then the limit.
+pub fn read_query(
+    d: Dialect,
+    select: &str,
+    inner: &str,
+    key: &str,
+    ts: Option<&str>,
+    first: bool,
+    extra: Option<&str>,
+) -> Result<String, ConnectorError> {
+    let k = d.quote(key)?;
+    // SQLite keeps timestamps as text in whatever format the writer chose, so equal
+    // instants can differ as strings: compare and order them through one normal form,
+    // applied to the column and to the bound cursor alike.
+    let norm = |e: String| match d {
+        Dialect::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', {e})"),
+        _ => e,
+    };
+    let (cond, order, next) = match (ts, first) {
+        (None, true) => (None, k.clone(), 1),
+        (None, false) => (Some(format!("{k} > {}", d.param(1))), k.clone(), 2),
+        (Some(ts), true) => {
+            let t = norm(d.quote(ts)?);
+            (None, format!("{t}, {k}"), 1)
+        }
+        (Some(ts), false) => {
+            let t = norm(d.quote(ts)?);
+            let (p1, p2) = (norm(d.param(1)), norm(d.param(2)));
+            (
+                Some(format!(
+                    "({t} > {p1} OR ({t} = {p2} AND {k} > {p3}))",
+                    p3 = d.param(3)
+                )),
+                format!("{t}, {k}"),
+                4,
+            )
+        }
+    };
+    let conds: Vec<String> = cond.into_iter().chain(extra.map(String::from)).collect();
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    Ok(format!(
+        "SELECT {select} FROM {inner}{filter} ORDER BY {order} LIMIT {}",
+        d.param(next)
+    ))
+}
+
+/// `(query) AS src`, refusing what cannot be a single SELECT.
+pub fn subquery(query: &str) -> Result<String, ConnectorError> {
+    let q = query.trim().trim_end_matches(';').trim();
+    if q.contains(';') {
+        return Err(ConnectorError::fatal(
+            "the custom query must be a single SELECT statement (no `;` inside)",
+        ));
+    }
+    if !q.to_ascii_lowercase().starts_with("select") && !q.to_ascii_lowercase().starts_with("with")
+    {
+        return Err(ConnectorError::fatal(
+            "the custom query must start with SELECT or WITH",
+        ));
+    }
+    Ok(format!("({q}) AS src"))
+}
+
+/// `INSERT INTO t (cols) VALUES (?, …), (?, …)` for `rows` rows, with the dialect's
+/// upsert clause when `upsert_keys` is given.
+pub fn insert_sql(
+    d: Dialect,
+    table: &str,
+    columns: &[String],
+    rows: usize,
+    upsert_keys: Option<&[String]>,
+) -> Result<String, ConnectorError> {
+    let cols = d.quote_all(columns)?;
+    let mut n = 0;
+    let mut tuples = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let ps: Vec<String> = (0..columns.len())
+            .map(|_| {
+                n += 1;
+                d.param(n)
+            })
+            .collect();
+        tuples.push(format!("({})", ps.join(", ")));
+    }
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        d.quote(table)?,
+        cols.join(", "),
+        tuples.join(", ")
+    );
+    if let Some(keys) = upsert_keys {
+        let updates: Vec<String> = columns
+            .iter()
+            .zip(&cols)
+            .filter(|(name, _)| !keys.contains(name))
+            .map(|(_, q)| match d {
+                Dialect::MySql => format!("{q} = VALUES({q})"),
+                _ => format!("{q} = excluded.{q}"),
+            })
+            .collect();
+        match d {
+            Dialect::MySql if updates.is_empty() => {
+                // Nothing to update: a no-op assignment keeps the statement valid.
+                let k = d.quote(&keys[0])?;
+                sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {k} = {k}"));
+            }
+            Dialect::MySql => {
+                sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")))
+            }
+            _ => {
+                let k = d.quote_all(keys)?.join(", ");
+                if updates.is_empty() {
+                    sql.push_str(&format!(" ON CONFLICT ({k}) DO NOTHING"));
+                } else {
+                    sql.push_str(&format!(
+                        " ON CONFLICT ({k}) DO UPDATE SET {}",
+                        updates.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(sql)
+}
+
+/// Rows per multi-row INSERT: under the dialect's bound-parameter limit and a packet size
+/// that every server accepts.
+pub fn rows_per_insert(d: Dialect, columns: usize) -> usize {
+    let max_params = match d {
+        Dialect::MySql => 60_000,
+        Dialect::Sqlite => 30_000,
+        Dialect::Postgres => 60_000,
+    };
+    (max_params / columns.max(1)).clamp(1, 4_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_per_dialect() {
+        assert_eq!(
+            Dialect::Postgres.quote("public.orders").unwrap(),
+            r#""public"."orders""#
+        );
+        assert_eq!(Dialect::MySql.quote("orders").unwrap(), "`orders`");
+        assert!(Dialect::Postgres.quote("t\"; DROP TABLE x; --").is_err());
+        assert!(Dialect::MySql.quote("a`b").is_err());
+    }
+
+    #[test]
+    fn read_queries_bind_every_value() {
+        let q = read_query(
+            Dialect::Postgres,
+            r#""id", "ts""#,
+            "\"t\"",
+            "id",
+            Some("ts"),
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            r#"SELECT "id", "ts" FROM "t" WHERE ("ts" > $1 OR ("ts" = $2 AND "id" > $3)) ORDER BY "ts", "id" LIMIT $4"#
+        );
+        let q = read_query(Dialect::MySql, "`id`", "`t`", "id", None, false, None).unwrap();
+        assert_eq!(
+            q,
+            "SELECT `id` FROM `t` WHERE `id` > ? ORDER BY `id` LIMIT ?"
+        );
+        let q = read_query(Dialect::Sqlite, "*", "\"t\"", "id", Some("ts"), false, None).unwrap();
+        assert!(
+            q.contains(r#"strftime('%Y-%m-%d %H:%M:%f', "ts") > strftime('%Y-%m-%d %H:%M:%f', ?)"#),
+            "{q}"
+        );
+        let q = read_query(Dialect::Postgres, "*", "\"t\"", "id", None, true, Some("x")).unwrap();
+        assert_eq!(q, r#"SELECT * FROM "t" WHERE x ORDER BY "id" LIMIT $1"#);
+    }
+
+    #[test]
+    fn inserts_upsert_per_dialect() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        let keys = vec!["id".to_string()];
+        assert_eq!(
+            insert_sql(Dialect::MySql, "t", &cols, 2, Some(&keys)).unwrap(),
+            "INSERT INTO `t` (`id`, `v`) VALUES (?, ?), (?, ?) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)"
+        );
+        assert_eq!(
+            insert_sql(Dialect::Sqlite, "t", &cols, 1, Some(&keys)).unwrap(),
+            r#"INSERT INTO "t" ("id", "v") VALUES (?, ?) ON CONFLICT ("id") DO UPDATE SET "v" = excluded."v""#
+        );
+        assert_eq!(
+            insert_sql(Dialect::Sqlite, "t", &cols, 1, None).unwrap(),
+            r#"INSERT INTO "t" ("id", "v") VALUES (?, ?)"#
+        );
+        assert!(rows_per_insert(Dialect::Sqlite, 10) * 10 <= 30_000);
+    }
+
+    #[test]
+    fn custom_queries_must_be_one_select() {
+        assert!(subquery("select * from t;").is_ok());
+        assert!(subquery("select 1; drop table t").is_err());
+        assert!(subquery("delete from t").is_err());
+    }
+}

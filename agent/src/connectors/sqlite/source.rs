@@ -1,0 +1,367 @@
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use futures::TryStreamExt;
+use idra_core::model::Cursor;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
+use sqlx::{Column as _, Executor, Row, Sqlite, TypeInfo, ValueRef};
+
+use super::config::SqliteConfig;
+use crate::connectors::sql::{read_query, subquery, Dialect};
+use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
+use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
+use crate::connectors::{
+    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadSpec, Source, TableInfo,
+};
+
+const D: Dialect = Dialect::Sqlite;
+
+pub struct SqliteSource {
+    pool: SqlitePool,
+    display: String,
+}
+
+impl SqliteSource {
+    pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        let config = SqliteConfig::from_spec(spec, false)?;
+        Ok(Self {
+            pool: config.pool(),
+            display: config.display,
+        })
+    }
+}
+
+fn precision_scale(decl: &str) -> Option<(u8, i8)> {
+    let inner = decl.split_once('(')?.1.trim_end_matches(')');
+    let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
+    let p: u8 = p.trim().parse().ok()?;
+    let s: i8 = s.trim().parse().ok()?;
+    ((1..=38).contains(&p) && s >= 0 && s as u8 <= p).then_some((p, s))
+}
+
+/// Declared column type → Idra type (SQLite keeps the declared name verbatim).
+pub(super) fn map_type(declared: &str) -> ColumnType {
+    let d = declared.trim().to_ascii_uppercase();
+    let base = d.split('(').next().unwrap_or("").trim();
+    match base {
+        "SMALLINT" | "INT2" | "TINYINT" => ColumnType::Int16,
+        "INT" | "INT4" | "MEDIUMINT" => ColumnType::Int32,
+        "INTEGER" | "BIGINT" | "INT8" => ColumnType::Int64,
+        "FLOAT" | "FLOAT4" => ColumnType::Float32,
+        "REAL" | "DOUBLE" | "DOUBLE PRECISION" | "FLOAT8" => ColumnType::Float64,
+        "BOOLEAN" | "BOOL" => ColumnType::Bool,
+        "BLOB" | "BYTEA" => ColumnType::Bytes,
+        "DATE" => ColumnType::Date,
+        "TIME" => ColumnType::Time,
+        "TIMESTAMP" | "DATETIME" => ColumnType::Timestamp,
+        "TIMESTAMPTZ" => ColumnType::TimestampTz,
+        "DECIMAL" | "NUMERIC" | "DECIMAL_TEXT" => match precision_scale(&d) {
+            Some((precision, scale)) => ColumnType::Decimal { precision, scale },
+            None => DEFAULT_DECIMAL,
+        },
+        "JSON" | "JSONB" => ColumnType::Json,
+        "UUID" => ColumnType::Uuid,
+        _ if base.contains("INT") => ColumnType::Int64,
+        _ => ColumnType::Text,
+    }
+}
+
+pub(super) async fn table_columns(
+    pool: &SqlitePool,
+    table: &str,
+    what: &str,
+) -> Result<Vec<Column>, ConnectorError> {
+    D.quote(table)?;
+    let rows = sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)")
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| from_sqlx(e, what))?;
+    rows.iter()
+        .map(|r| {
+            let name: String = r.try_get(0).map_err(|e| from_sqlx(e, what))?;
+            let declared: String = r.try_get(1).map_err(|e| from_sqlx(e, what))?;
+            let not_null: i64 = r.try_get(2).map_err(|e| from_sqlx(e, what))?;
+            Ok(Column::new(name, map_type(&declared), not_null == 0))
+        })
+        .collect()
+}
+
+pub(super) fn format_ts(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+pub(super) fn format_tstz(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(super) fn format_time(t: NaiveTime) -> String {
+    t.format("%H:%M:%S%.6f").to_string()
+}
+
+fn bind_cursor<'q>(
+    mut q: Query<'q, Sqlite, SqliteArguments<'q>>,
+    after: &Cursor,
+    key: &Column,
+    ts: Option<&Column>,
+) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, ConnectorError> {
+    match after {
+        Cursor::Start => {}
+        Cursor::Id { last_id } => q = q.bind(*last_id),
+        Cursor::Timestamp { last_ts, last_key } => {
+            let ts = ts.ok_or_else(|| ConnectorError::fatal("the offset is a timestamp cursor but the sync has no timestamp column; reset the offset"))?;
+            // Timestamps are stored as text in one fixed format, so text order is time order.
+            let text = match ts.ty {
+                ColumnType::Date => last_ts.date_naive().to_string(),
+                ColumnType::TimestampTz => format_tstz(*last_ts),
+                _ => format_ts(last_ts.naive_utc()),
+            };
+            q = q.bind(text.clone()).bind(text);
+            q = if key.ty.is_integer() {
+                q.bind(last_key.parse::<i64>().map_err(|_| {
+                    ConnectorError::fatal(format!(
+                        "the offset's key `{last_key}` is not an integer; reset the offset"
+                    ))
+                })?)
+            } else {
+                q.bind(last_key.clone())
+            };
+        }
+        other => {
+            return Err(ConnectorError::fatal(format!(
+                "a SQLite source cannot resume from a {other:?} offset; reset the offset"
+            )))
+        }
+    }
+    Ok(q)
+}
+
+fn parse_ts(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().trim_end_matches('Z');
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ]
+    .iter()
+    .find_map(|f| {
+        NaiveDateTime::parse_from_str(s, f).ok().or_else(|| {
+            NaiveDate::parse_from_str(s, f)
+                .ok()
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+        })
+    })
+}
+
+fn cell(row: &SqliteRow, i: usize, col: &Column) -> Result<Value, ConnectorError> {
+    let raw = row
+        .try_get_raw(i)
+        .map_err(|e| ConnectorError::fatal(format!("column `{}`: {e}", col.name)))?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let storage = raw.type_info().name().to_string();
+    let bad = |what: &dyn std::fmt::Display| {
+        ConnectorError::fatal(format!(
+            "column `{}` ({}): cannot read {what}",
+            col.name,
+            col.ty.name()
+        ))
+    };
+    let text = || row.try_get_unchecked::<String, _>(i).map_err(|e| bad(&e));
+    Ok(match (col.ty, storage.as_str()) {
+        (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, "INTEGER") => {
+            Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, _) => {
+            Value::Int(text()?.trim().parse().map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Bool, "INTEGER") => {
+            Value::Bool(row.try_get_unchecked::<i64, _>(i).map_err(|e| bad(&e))? != 0)
+        }
+        (ColumnType::Bool, _) => Value::Bool(matches!(
+            text()?.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "t" | "yes"
+        )),
+        (ColumnType::Float32 | ColumnType::Float64, "INTEGER" | "REAL") => {
+            Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Float32 | ColumnType::Float64, _) => {
+            Value::Float(text()?.trim().parse().map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Bytes, "BLOB") => Value::Bytes(
+            row.try_get_unchecked::<Vec<u8>, _>(i)
+                .map_err(|e| bad(&e))?,
+        ),
+        (ColumnType::Bytes, _) => Value::Bytes(text()?.into_bytes()),
+        (ColumnType::Text | ColumnType::Json, "INTEGER") => {
+            Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Text | ColumnType::Json, "REAL") => {
+            Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(|e| bad(&e))?)
+        }
+        (ColumnType::Text | ColumnType::Json, _) => Value::Text(text()?),
+        (ColumnType::Date, _) => {
+            let s = text()?;
+            Value::Date(
+                NaiveDate::parse_from_str(s.trim().get(..10).unwrap_or(""), "%Y-%m-%d")
+                    .map_err(|_| bad(&s))?,
+            )
+        }
+        (ColumnType::Time, _) => {
+            let s = text()?;
+            Value::Time(NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").map_err(|_| bad(&s))?)
+        }
+        (ColumnType::Timestamp, _) => {
+            let s = text()?;
+            Value::Timestamp(parse_ts(&s).ok_or_else(|| bad(&s))?)
+        }
+        (ColumnType::TimestampTz, _) => {
+            let s = text()?;
+            let t = DateTime::parse_from_rfc3339(s.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+                .or_else(|| parse_ts(&s).map(|n| n.and_utc()));
+            Value::TimestampTz(t.ok_or_else(|| bad(&s))?)
+        }
+        (ColumnType::Decimal { scale, .. }, "INTEGER") => Value::Decimal(
+            crate::connectors::values::rescale(
+                row.try_get_unchecked::<i64, _>(i).map_err(|e| bad(&e))? as i128,
+                0,
+                scale,
+            )
+            .ok_or_else(|| bad(&"an integer too large"))?,
+        ),
+        (ColumnType::Decimal { scale, .. }, "REAL") => {
+            let f: f64 = row.try_get_unchecked(i).map_err(|e| bad(&e))?;
+            Value::Decimal(
+                parse_decimal(&format!("{f:.*}", scale.max(0) as usize), scale)
+                    .ok_or_else(|| bad(&f))?,
+            )
+        }
+        (ColumnType::Decimal { scale, .. }, _) => {
+            let s = text()?;
+            Value::Decimal(parse_decimal(&s, scale).ok_or_else(|| bad(&s))?)
+        }
+        (ColumnType::Uuid, "BLOB") => {
+            let b: Vec<u8> = row.try_get_unchecked(i).map_err(|e| bad(&e))?;
+            Value::Uuid(
+                b.try_into()
+                    .map_err(|_| bad(&"a blob that is not 16 bytes"))?,
+            )
+        }
+        (ColumnType::Uuid, _) => {
+            let s = text()?;
+            Value::Uuid(parse_uuid(&s).ok_or_else(|| bad(&s))?)
+        }
+    })
+}
+
+#[async_trait]
+impl Source for SqliteSource {
+    async fn test_connection(&self) -> Result<(), ConnectorError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError> {
+        let names: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY 1")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        let mut out = Vec::new();
+        for (name,) in names {
+            if D.quote(&name).is_ok() {
+                let columns = table_columns(&self.pool, &name, &self.display).await?;
+                out.push(TableInfo { name, columns });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
+        let columns = match (&spec.table, &spec.query) {
+            (_, Some(query)) => {
+                let sql = format!("SELECT * FROM {} LIMIT 0", subquery(query)?);
+                let described = (&self.pool)
+                    .describe(&sql)
+                    .await
+                    .map_err(|e| from_sqlx(e, "checking the custom query"))?;
+                described
+                    .columns()
+                    .iter()
+                    .map(|c| Column::new(c.name(), map_type(c.type_info().name()), true))
+                    .collect()
+            }
+            (Some(table), None) => {
+                let cols = table_columns(&self.pool, table, &self.display).await?;
+                if cols.is_empty() {
+                    return Err(ConnectorError::fatal(format!(
+                        "source table `{table}` does not exist in {}; check the table name",
+                        self.display
+                    )));
+                }
+                cols
+            }
+            (None, None) => {
+                return Err(ConnectorError::fatal(
+                    "the sync names neither a source table nor a query",
+                ))
+            }
+        };
+        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        Ok(columns)
+    }
+
+    async fn read(
+        &self,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+        limit: usize,
+    ) -> Result<RecordBatch, ConnectorError> {
+        let inner = match (&spec.table, &spec.query) {
+            (_, Some(q)) => subquery(q)?,
+            (Some(t), None) => D.quote(t)?,
+            (None, None) => {
+                return Err(ConnectorError::fatal(
+                    "the sync names neither a source table nor a query",
+                ))
+            }
+        };
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let sql = read_query(
+            D,
+            &D.quote_all(&names)?.join(", "),
+            &inner,
+            &spec.key,
+            spec.timestamp.as_deref(),
+            matches!(after, Cursor::Start),
+            None,
+        )?;
+        let key = columns
+            .iter()
+            .find(|c| c.name == spec.key)
+            .ok_or_else(|| ConnectorError::fatal("key column vanished"))?;
+        let ts = spec
+            .timestamp
+            .as_ref()
+            .and_then(|t| columns.iter().find(|c| &c.name == t));
+        let q = bind_cursor(sqlx::query(&sql), after, key, ts)?.bind(limit as i64);
+        let what = format!("reading {}", spec.describe());
+        let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
+        let mut rows = q.fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+            for (i, col) in columns.iter().enumerate() {
+                b.push(i, cell(&row, i, col)?)?;
+            }
+            b.end_row();
+        }
+        b.finish()
+    }
+}

@@ -1,0 +1,11 @@
+//! The sync engine: runs syncs batch by batch, pipelined, with offsets committed only after
+//! the destination committed, and retryable errors backed off.
+
+mod backoff;
+pub mod offsets;
+mod runner;
+pub mod single;
+
+pub use backoff::Backoff;
+pub use offsets::{FileOffsets, OffsetStore, StoreOffsets};
+pub use runner::{RunReport, Runner, SyncJob, FAULT_ENV};

@@ -1,0 +1,294 @@
+//! One sync, one run: resolve where to start, then read the next batch while the current
+//! one is written, committing the offset only after the destination committed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use idra_core::model::{Cursor, Offset, SyncConfig, SyncMode, SyncState, SyncStatus};
+use tokio::sync::{mpsc, watch};
+
+use super::offsets::OffsetStore;
+use crate::connectors::types::Column;
+use crate::connectors::{
+    self, cursor_at, Commit, ConnectionSpec, ConnectorError, Destination, ReadSpec, Source,
+    WriteRequest,
+};
+
+/// Test hook: abort the process right after the N-th destination commit, before the
+/// offset commit — the worst moment to crash. Used by the crash-recovery tests.
+pub const FAULT_ENV: &str = "IDRA_FAULT_ABORT_AFTER_DESTINATION_COMMIT";
+
+/// Everything needed to run one sync.
+pub struct SyncJob {
+    pub sync: SyncConfig,
+    pub source: ConnectionSpec,
+    pub destination: ConnectionSpec,
+    /// Fencing token of the lock held for this sync (0 in single mode).
+    pub fence: i64,
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub rows: u64,
+    pub batches: u64,
+    pub cursor: Cursor,
+}
+
+fn read_spec(sync: &SyncConfig) -> ReadSpec {
+    ReadSpec {
+        table: sync
+            .source
+            .query
+            .is_none()
+            .then(|| sync.source.table.clone()),
+        query: sync.source.query.clone(),
+        key: sync.key_columns[0].clone(),
+        timestamp: match sync.mode {
+            SyncMode::ByTimestamp | SyncMode::LastDestinationTimestamp => {
+                sync.timestamp_column.clone()
+            }
+            _ => None,
+        },
+    }
+}
+
+pub struct Runner {
+    pub job: SyncJob,
+    pub offsets: Arc<dyn OffsetStore>,
+    pub shutdown: watch::Receiver<bool>,
+    commits: u64,
+}
+
+impl Runner {
+    pub fn new(
+        job: SyncJob,
+        offsets: Arc<dyn OffsetStore>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            job,
+            offsets,
+            shutdown,
+            commits: 0,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Where this run starts. The destination's own commit record wins when it exists: it
+    /// was written in the same transaction as the rows, so it is exactly what is there
+    /// (after a crash between the destination commit and the offset commit, the Store's
+    /// offset is one batch behind; resuming from it would copy that batch twice).
+    async fn start_cursor(
+        &self,
+        dest: &dyn Destination,
+        columns: &[Column],
+        spec: &ReadSpec,
+    ) -> Result<Cursor, ConnectorError> {
+        let sync = &self.job.sync;
+        match sync.mode {
+            SyncMode::ById | SyncMode::ByTimestamp => {
+                if let Some(commit) = dest.committed(&sync.id).await? {
+                    return Ok(commit.cursor);
+                }
+                Ok(self
+                    .offsets
+                    .load(&sync.id)
+                    .await?
+                    .map(|o| o.cursor)
+                    .unwrap_or_default())
+            }
+            SyncMode::LastDestinationId | SyncMode::LastDestinationTimestamp => {
+                let key_is_integer = columns
+                    .iter()
+                    .find(|c| c.name == spec.key)
+                    .is_some_and(|c| c.ty.is_integer());
+                dest.max_position(
+                    &sync.destination.table,
+                    &spec.key,
+                    spec.timestamp.as_deref(),
+                    key_is_integer,
+                )
+                .await
+            }
+            SyncMode::FullRefreshOverwrite | SyncMode::FullRefreshAppend => Ok(Cursor::Start),
+        }
+    }
+
+    async fn report(&self, status: &mut SyncStatus, state: SyncState, error: Option<String>) {
+        status.state = state;
+        status.error = error;
+        status.agent = self.job.agent.clone();
+        status.last_run = Some(Utc::now());
+        if let Err(e) = self.offsets.set_status(&self.job.sync.id, status).await {
+            tracing::warn!(sync = %self.job.sync.name, error = %e, "could not record the sync status");
+        }
+    }
+
+    /// Copies until the source is caught up (or shutdown is requested between batches).
+    pub async fn run_once(&mut self) -> Result<RunReport, ConnectorError> {
+        let mut status = self
+            .offsets
+            .load_status(&self.job.sync.id)
+            .await?
+            .unwrap_or_default();
+        self.report(&mut status, SyncState::Running, None).await;
+        let result = self.copy(&mut status).await;
+        match &result {
+            Ok(_) => self.report(&mut status, SyncState::Idle, None).await,
+            Err(e) if e.is_retryable() => {
+                self.report(&mut status, SyncState::Retrying, Some(e.message.clone()))
+                    .await
+            }
+            Err(e) => {
+                self.report(&mut status, SyncState::Failed, Some(e.message.clone()))
+                    .await
+            }
+        }
+        result
+    }
+
+    async fn copy(&mut self, status: &mut SyncStatus) -> Result<RunReport, ConnectorError> {
+        let sync = self.job.sync.clone();
+        let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
+        let dest = connectors::open_destination(&self.job.destination)?;
+        let spec = read_spec(&sync);
+        let columns = source
+            .columns(&spec)
+            .await
+            .map_err(|e| e.context(format!("sync `{}`: source", sync.name)))?;
+        for k in &sync.key_columns {
+            connectors::types::find(&columns, k, "key")
+                .map_err(|e| e.context(format!("sync `{}`", sync.name)))?;
+        }
+        let overwrite = sync.mode == SyncMode::FullRefreshOverwrite;
+        let target = if overwrite {
+            dest.begin_overwrite(&sync.destination.table, &columns, &sync.key_columns)
+                .await?
+        } else {
+            dest.ensure_table(&sync.destination.table, &columns, &sync.key_columns)
+                .await?;
+            sync.destination.table.clone()
+        };
+        let start = self.start_cursor(dest.as_ref(), &columns, &spec).await?;
+        // Full refreshes page through the source by key within the run.
+        let paging_ts = spec.timestamp.clone();
+
+        // The reader runs ahead by at most one batch (channel of one) while the writer
+        // writes: a bounded pipeline, so memory stays at about three batches.
+        let (tx, mut rx) =
+            mpsc::channel::<Result<(arrow_array::RecordBatch, Cursor), ConnectorError>>(1);
+        let limit = sync.batch_size as usize;
+        let reader = {
+            let source = source.clone();
+            let spec = spec.clone();
+            let columns = columns.clone();
+            let mut cursor = start.clone();
+            tokio::spawn(async move {
+                loop {
+                    let batch = match source.read(&spec, &columns, &cursor, limit).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    let n = batch.num_rows();
+                    if n > 0 {
+                        match cursor_at(&batch, &columns, n - 1, &spec.key, paging_ts.as_deref()) {
+                            Ok(c) => cursor = c,
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                        }
+                        if tx.send(Ok((batch, cursor.clone()))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if n < limit {
+                        return;
+                    }
+                }
+            })
+        };
+
+        let mut report = RunReport {
+            rows: 0,
+            batches: 0,
+            cursor: start,
+        };
+        let result = async {
+            while let Some(item) = rx.recv().await {
+                let (batch, cursor) = item?;
+                let began = Instant::now();
+                let commit = Commit {
+                    sync_id: sync.id.clone(),
+                    fence: self.job.fence,
+                    cursor: cursor.clone(),
+                };
+                dest.write(WriteRequest {
+                    table: &target,
+                    keys: &sync.key_columns,
+                    mode: sync.write_mode,
+                    rows: &batch,
+                    commit: &commit,
+                })
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "sync `{}`: writing {}",
+                        sync.name, sync.destination.table
+                    ))
+                })?;
+                self.commits += 1;
+                if std::env::var(FAULT_ENV)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    == Some(self.commits)
+                {
+                    eprintln!(
+                        "{FAULT_ENV}: aborting after destination commit {}",
+                        self.commits
+                    );
+                    std::process::abort();
+                }
+                if !overwrite {
+                    self.offsets
+                        .commit(
+                            &sync.id,
+                            &Offset {
+                                cursor: cursor.clone(),
+                                fence: self.job.fence,
+                                updated_at: Utc::now(),
+                            },
+                        )
+                        .await?;
+                }
+                let n = batch.num_rows() as u64;
+                report.rows += n;
+                report.batches += 1;
+                report.cursor = cursor;
+                status.rows += n;
+                status.rate = n as f64 / began.elapsed().as_secs_f64().max(1e-6);
+                if self.stopping() {
+                    // Shutdown between batches: everything written so far is committed.
+                    return Ok(true);
+                }
+            }
+            Ok::<bool, ConnectorError>(false)
+        }
+        .await;
+        reader.abort();
+        let stopped = result?;
+        if overwrite && !stopped {
+            dest.finish_overwrite(&sync.destination.table, &target)
+                .await?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,448 @@
+//! The SQL connectors against the real servers: Postgres and MariaDB on 127.0.0.1 (started
+//! before the tests; see README) and SQLite files.
+
+mod support;
+
+use idra_agent::connectors::types::ColumnType;
+use idra_core::model::{ConnectorKind, SyncMode, WriteMode};
+use sqlx::Connection;
+use support::*;
+
+/// 15 rows share one timestamp, so a batch of 10 ends inside the run of equal timestamps.
+fn shared_ts(id: i64) -> String {
+    if id <= 15 {
+        "2024-01-01 00:00:00".into()
+    } else {
+        minute(id)
+    }
+}
+
+async fn every_mode(src: Db, dst: Db) {
+    let s = unique(&format!("src_{}", src.label()));
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 25, shared_ts).await;
+
+    // By id, insert: then new rows only.
+    let d = unique("d_id");
+    let mut h = Harness::new(
+        sync("by_id", &s, &d, SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 25).await;
+    insert_rows(&src, &s, 26, 30, minute).await;
+    h.sync_until(&dst, &d, 30).await;
+    assert_eq!(dst.duplicates(&d).await, 0);
+    assert_eq!(dst.rows(&d).await, src.rows(&s).await, "by id: contents");
+
+    // By timestamp, upsert: every row sharing the timestamp arrives, and an update that
+    // moves a row's timestamp forward is copied again.
+    let d = unique("d_ts");
+    let mut h = Harness::new(
+        sync("by_ts", &s, &d, SyncMode::ByTimestamp, WriteMode::Upsert),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 30).await;
+    src.exec(&format!(
+        "UPDATE {s} SET name = 'changed', ts = '2024-01-02 00:00:00' WHERE id = 3"
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        h.runner.run_once().await.unwrap();
+        if dst.rows(&d).await == src.rows(&s).await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update never reached the destination"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(dst.count(&d).await, 30);
+
+    // Last destination id: the cursor is the destination's max id.
+    let d = unique("d_lid");
+    let mut h = Harness::new(
+        sync(
+            "last_dest_id",
+            &s,
+            &d,
+            SyncMode::LastDestinationId,
+            WriteMode::Insert,
+        ),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 30).await;
+    insert_rows(&src, &s, 31, 35, minute).await;
+    h.sync_until(&dst, &d, 35).await;
+    assert_eq!(dst.duplicates(&d).await, 0);
+
+    // Last destination timestamp.
+    let d = unique("d_lts");
+    let mut h = Harness::new(
+        sync(
+            "last_dest_ts",
+            &s,
+            &d,
+            SyncMode::LastDestinationTimestamp,
+            WriteMode::Upsert,
+        ),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 35).await;
+    insert_rows(&src, &s, 36, 40, |id| {
+        format!("2024-01-03 00:00:{:02}", id % 60)
+    })
+    .await;
+    h.sync_until(&dst, &d, 40).await;
+    assert_eq!(
+        dst.rows(&d).await,
+        src.rows(&s).await,
+        "last destination timestamp: contents"
+    );
+
+    // Full refresh, overwrite: a deleted source row disappears.
+    let d = unique("d_full");
+    let mut h = Harness::new(
+        sync(
+            "full_overwrite",
+            &s,
+            &d,
+            SyncMode::FullRefreshOverwrite,
+            WriteMode::Insert,
+        ),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 40).await;
+    src.exec(&format!("DELETE FROM {s} WHERE id = 1")).await;
+    h.sync_until(&dst, &d, 39).await;
+    assert_eq!(
+        dst.rows(&d).await,
+        src.rows(&s).await,
+        "full refresh: contents"
+    );
+
+    // Full refresh, append (with upsert, so re-appending keeps one row per key).
+    let d = unique("d_append");
+    let mut h = Harness::new(
+        sync(
+            "full_append",
+            &s,
+            &d,
+            SyncMode::FullRefreshAppend,
+            WriteMode::Upsert,
+        ),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 39).await;
+    h.sync_until(&dst, &d, 39).await;
+    assert_eq!(dst.duplicates(&d).await, 0);
+}
+
+macro_rules! pairs {
+    ($($name:ident: $src:expr => $dst:expr),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            every_mode($src, $dst).await;
+        }
+    )*};
+}
+
+pairs!(
+    modes_pg_to_pg: Db::pg() => Db::pg(),
+    modes_pg_to_mysql: Db::pg() => Db::mysql(),
+    modes_pg_to_sqlite: Db::pg() => Db::sqlite(),
+    modes_mysql_to_pg: Db::mysql() => Db::pg(),
+    modes_mysql_to_mysql: Db::mysql() => Db::mysql(),
+    modes_mysql_to_sqlite: Db::mysql() => Db::sqlite(),
+    modes_sqlite_to_pg: Db::sqlite() => Db::pg(),
+    modes_sqlite_to_mysql: Db::sqlite() => Db::mysql(),
+    modes_sqlite_to_sqlite: Db::sqlite() => Db::sqlite(),
+);
+
+// ---- Types: one row of every type and one row of NULLs, per pair ----
+
+async fn create_types_table(db: &Db, t: &str) {
+    db.drop_table(t).await;
+    let (ddl, values) = match db.kind {
+        ConnectorKind::Postgres => (
+            "id bigint PRIMARY KEY, c_smallint smallint, c_int integer, c_bigint bigint, c_numeric numeric(12,2), c_real real, \
+             c_double double precision, c_bool boolean, c_char char(5), c_varchar varchar(20), c_text text, c_bytes bytea, \
+             c_date date, c_time time, c_ts timestamp, c_tstz timestamptz, c_json jsonb, c_uuid uuid",
+            "1, -3, 123456, 9007199254740993, 12345.67, 1.5, 2.25, true, 'ab', 'héllo', 'multi\nline ''quoted''', '\\x0102ff'::bytea, \
+             '2024-02-29', '13:14:15.123456', '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15.123456+00', '{\"a\": [1, 2]}', \
+             '0f8fad5b-d9cb-469f-a165-70867728950e'",
+        ),
+        ConnectorKind::Mysql => (
+            "id BIGINT PRIMARY KEY, c_smallint SMALLINT, c_int INT, c_bigint BIGINT, c_numeric DECIMAL(12,2), c_real FLOAT, \
+             c_double DOUBLE, c_bool BOOLEAN, c_char CHAR(5), c_varchar VARCHAR(20), c_text TEXT, c_bytes BLOB, \
+             c_date DATE, c_time TIME(6), c_ts DATETIME(6), c_tstz TIMESTAMP(6) NULL, c_json JSON, c_uuid CHAR(36)",
+            "1, -3, 123456, 9007199254740993, 12345.67, 1.5, 2.25, true, 'ab', 'héllo', 'multi\nline ''quoted''', X'0102FF', \
+             '2024-02-29', '13:14:15.123456', '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15.123456', '{\"a\": [1, 2]}', \
+             '0f8fad5b-d9cb-469f-a165-70867728950e'",
+        ),
+        _ => (
+            "id INTEGER PRIMARY KEY, c_smallint SMALLINT, c_int INT, c_bigint BIGINT, c_numeric DECIMAL(12,2), c_real FLOAT, \
+             c_double DOUBLE, c_bool BOOLEAN, c_char CHAR(5), c_varchar VARCHAR(20), c_text TEXT, c_bytes BLOB, \
+             c_date DATE, c_time TIME, c_ts TIMESTAMP, c_tstz TIMESTAMPTZ, c_json JSON, c_uuid UUID",
+            "1, -3, 123456, 9007199254740993, '12345.67', 1.5, 2.25, 1, 'ab', 'héllo', 'multi\nline ''quoted''', X'0102FF', \
+             '2024-02-29', '13:14:15.123456', '2024-02-29 13:14:15.123456', '2024-02-29T13:14:15.123456Z', '{\"a\": [1, 2]}', \
+             '0f8fad5b-d9cb-469f-a165-70867728950e'",
+        ),
+    };
+    db.exec(&format!("CREATE TABLE {t} ({ddl})")).await;
+    db.exec(&format!("INSERT INTO {t} VALUES ({values})")).await;
+    db.exec(&format!("INSERT INTO {t} (id) VALUES (2)")).await;
+}
+
+/// The type a destination gives a column of source type `ty` (see each connector's TYPES.md).
+fn expected_type(dst: ConnectorKind, ty: ColumnType) -> ColumnType {
+    match (dst, ty) {
+        // DATETIME has no zone; MariaDB's JSON is LONGTEXT; UUIDs are CHAR(36).
+        (ConnectorKind::Mysql, ColumnType::TimestampTz) => ColumnType::Timestamp,
+        (ConnectorKind::Mysql, ColumnType::Json | ColumnType::Uuid) => ColumnType::Text,
+        _ => ty,
+    }
+}
+
+async fn types_round_trip(src: Db, dst: Db) {
+    let s = unique("types");
+    create_types_table(&src, &s).await;
+    let d = unique("types_copy");
+    let mut h = Harness::new(
+        sync("types", &s, &d, SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 2).await;
+    let src_types = src.column_types(&s).await;
+    let dst_types = dst.column_types(&d).await;
+    for ((name, sty), (dname, dty)) in src_types.iter().zip(&dst_types) {
+        assert_eq!(name, dname);
+        assert_eq!(
+            *dty,
+            expected_type(dst.kind, *sty),
+            "{} → {}: column {name} ({sty:?})",
+            src.label(),
+            dst.label()
+        );
+    }
+    let (a, b) = (src.rows(&s).await, dst.rows(&d).await);
+    for (row_a, row_b) in a.iter().zip(&b) {
+        for ((name, _), (va, vb)) in src_types.iter().zip(row_a.iter().zip(row_b)) {
+            assert_eq!(va, vb, "{} → {}: column {name}", src.label(), dst.label());
+        }
+    }
+    assert_eq!(a.len(), b.len());
+    assert!(
+        b[1][1..].iter().all(|v| v == "NULL"),
+        "NULLs stay NULL: {:?}",
+        b[1]
+    );
+}
+
+macro_rules! type_pairs {
+    ($($name:ident: $src:expr => $dst:expr),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            types_round_trip($src, $dst).await;
+        }
+    )*};
+}
+
+type_pairs!(
+    types_pg_to_pg: Db::pg() => Db::pg(),
+    types_pg_to_mysql: Db::pg() => Db::mysql(),
+    types_pg_to_sqlite: Db::pg() => Db::sqlite(),
+    types_mysql_to_pg: Db::mysql() => Db::pg(),
+    types_mysql_to_mysql: Db::mysql() => Db::mysql(),
+    types_mysql_to_sqlite: Db::mysql() => Db::sqlite(),
+    types_sqlite_to_pg: Db::sqlite() => Db::pg(),
+    types_sqlite_to_mysql: Db::sqlite() => Db::mysql(),
+    types_sqlite_to_sqlite: Db::sqlite() => Db::sqlite(),
+);
+
+// ---- Bad configurations: a clear error, and nothing written ----
+
+async fn table_exists(db: &Db, table: &str) -> bool {
+    let sql = match db.kind {
+        ConnectorKind::Postgres => format!("SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables WHERE table_name = '{table}'"),
+        ConnectorKind::Mysql => format!("SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'"),
+        _ => format!("SELECT COUNT(*) FROM sqlite_master WHERE name = '{table}'"),
+    };
+    db.scalar(&sql).await > 0
+}
+
+#[tokio::test]
+async fn a_missing_source_table_is_a_fatal_error_and_writes_nothing() {
+    let (src, dst) = (Db::pg(), Db::mysql());
+    let d = unique("never");
+    let mut h = Harness::new(
+        sync(
+            "missing",
+            "no_such_table_here",
+            &d,
+            SyncMode::ById,
+            WriteMode::Insert,
+        ),
+        &src,
+        &dst,
+    );
+    let e = h.runner.run_once().await.unwrap_err();
+    assert!(!e.is_retryable());
+    assert!(
+        e.message.contains("no_such_table_here") && e.message.contains("does not exist"),
+        "{e}"
+    );
+    assert!(!table_exists(&dst, &d).await);
+}
+
+#[tokio::test]
+async fn an_unknown_key_column_lists_the_real_ones() {
+    let (src, dst) = (Db::mysql(), Db::pg());
+    let s = unique("src");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 3, minute).await;
+    let d = unique("never");
+    let mut cfg = sync("unknown_col", &s, &d, SyncMode::ById, WriteMode::Insert);
+    cfg.key_columns = vec!["idd".into()];
+    let e = Harness::new(cfg, &src, &dst)
+        .runner
+        .run_once()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("`idd`") && e.message.contains("id, ts, name, amount, qty"),
+        "{e}"
+    );
+    assert!(!table_exists(&dst, &d).await);
+}
+
+#[tokio::test]
+async fn a_wrong_password_says_so() {
+    let src = Db::pg();
+    let s = unique("src");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 3, minute).await;
+    let mut dst = Db::mysql();
+    dst.url = dst.url.replace("root@", "root:not-the-password@");
+    let d = unique("never");
+    let e = Harness::new(
+        sync("wrong_pw", &s, &d, SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    )
+    .runner
+    .run_once()
+    .await
+    .unwrap_err();
+    assert!(!e.is_retryable());
+    assert!(e.message.contains("password"), "{e}");
+    assert!(!table_exists(&Db::mysql(), &d).await);
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_retryable_and_named() {
+    let mut src = Db::pg();
+    src.url = "postgres://postgres@127.0.0.1:1/test".into();
+    let dst = Db::sqlite();
+    let e = Harness::new(
+        sync("unreachable", "t", "u", SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    )
+    .runner
+    .run_once()
+    .await
+    .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        e.message.contains("cannot reach") && e.message.contains("127.0.0.1:1"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_malicious_identifier_is_refused_before_any_sql() {
+    let (src, dst) = (Db::pg(), Db::pg());
+    let canary = unique("canary");
+    src.exec(&format!("CREATE TABLE {canary} (id int)")).await;
+    for (s_table, d_table) in [
+        (format!("{canary}\"; DROP TABLE {canary}; --"), unique("d")),
+        (canary.clone(), format!("t\"; DROP TABLE {canary}; --")),
+    ] {
+        let e = Harness::new(
+            sync(
+                "evil",
+                &s_table,
+                &d_table,
+                SyncMode::ById,
+                WriteMode::Insert,
+            ),
+            &src,
+            &dst,
+        )
+        .runner
+        .run_once()
+        .await
+        .unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(
+            e.message.contains("not a valid table or column name"),
+            "{e}"
+        );
+    }
+    assert!(
+        table_exists(&src, &canary).await,
+        "the canary table survived"
+    );
+    src.drop_table(&canary).await;
+}
+
+// ---- Out-of-order commits (Postgres) ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_committing_lower_id_is_not_skipped() {
+    let (src, dst) = (Db::pg(), Db::pg());
+    let s = unique("late");
+    src.exec(&format!("CREATE TABLE {s} (id bigint PRIMARY KEY, ts timestamp NOT NULL DEFAULT now(), name text, amount numeric(12,2), qty int)")).await;
+    // Transaction A takes id 100 and stays open…
+    let mut a = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut a).await.unwrap();
+    sqlx::raw_sql(&format!("INSERT INTO {s} (id, name) VALUES (100, 'late')"))
+        .execute(&mut a)
+        .await
+        .unwrap();
+    // …while ids 101–200 commit from another connection.
+    src.exec(&format!(
+        "INSERT INTO {s} (id, name) SELECT g, 'early' FROM generate_series(101, 200) g"
+    ))
+    .await;
+
+    let d = unique("late_copy");
+    let mut h = Harness::new(
+        sync("late", &s, &d, SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    );
+    h.runner.run_once().await.unwrap();
+    // Nothing may pass id 100 while A is open (Kafka Connect's JDBC source would copy
+    // 101–200 here and never see 100).
+    let copied = dst.scalar(&format!("SELECT COUNT(*) FROM {d}")).await;
+    assert_eq!(copied, 0, "rows newer than an open transaction must wait");
+
+    sqlx::raw_sql("COMMIT").execute(&mut a).await.unwrap();
+    h.sync_until(&dst, &d, 101).await;
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM {d} WHERE id = 100"))
+            .await,
+        1,
+        "id 100 arrived"
+    );
+}
