@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test watch build lint fmt clean-data
+.PHONY: run test watch build lint fmt bench
 
 ## Build a release and serve it on http://127.0.0.1:3000 (embedded store in ./data, admin/admin).
 run:
@@ -28,3 +28,7 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## Idra vs Sling vs a raw COPY pipe on the local Postgres (prints rows/s and ratios).
+bench:
+	bench/run.sh

@@ -57,18 +57,28 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         }
     }
 
+    // Single mode: an agent in this process registers itself and runs every enabled sync.
+    let (stop_agent, agent_stop_rx) = tokio::sync::watch::channel(false);
     let agent = if cli.no_agent || cluster {
         None
     } else {
         let member = idra_agent::membership::Membership::start(
             store.clone() as Arc<dyn store::Store>,
-            keys,
+            keys.clone(),
             cli.lease_ttl,
             listen.to_string(),
         )
         .await
         .map_err(|e| e.to_string())?;
-        Some(member)
+        let supervisor = Arc::new(idra_agent::engine::Supervisor {
+            store: store.clone(),
+            keys,
+            cipher: services.cipher.clone(),
+            agent_id: member.info.id.clone(),
+            lease_ttl: cli.lease_ttl,
+        });
+        let engine = tokio::spawn(supervisor.run(agent_stop_rx));
+        Some((member, engine))
     };
 
     let app = router(
@@ -95,8 +105,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
-    if let Some(agent) = agent {
-        agent.stop().await;
+    if let Some((member, engine)) = agent {
+        let _ = stop_agent.send(true);
+        let _ = engine.await;
+        member.stop().await;
     }
     Ok(())
 }

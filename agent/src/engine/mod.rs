@@ -5,7 +5,9 @@ mod backoff;
 pub mod offsets;
 mod runner;
 pub mod single;
+mod supervisor;
 
 pub use backoff::Backoff;
 pub use offsets::{FileOffsets, OffsetStore, StoreOffsets};
 pub use runner::{RunReport, Runner, SyncJob, FAULT_ENV};
+pub use supervisor::Supervisor;

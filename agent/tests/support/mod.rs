@@ -130,7 +130,12 @@ impl Db {
                     .unwrap_or_else(|e| panic!("{sql}: {e}"))
             }
             _ => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let opts = self
+                    .url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .unwrap()
+                    .create_if_missing(true);
+                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
                 sqlx::query_scalar::<_, i64>(sql)
                     .fetch_one(&mut c)
                     .await

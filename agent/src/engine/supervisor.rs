@@ -1,0 +1,208 @@
+//! Runs every enabled sync found in the Store (the server's in-process agent in single
+//! mode). Reconciles every few seconds: starts new and re-enabled syncs, restarts changed
+//! ones, stops disabled and deleted ones. Each sync runs under its lock in the Store, whose
+//! fencing token guards its offset commits and its destination writes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use idra_core::model::SyncConfig;
+use idra_core::secret::{Cipher, DataSourceRecord};
+use idra_core::store::{self, decode, KeepAlive, Keys, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Backoff, OffsetStore, Runner, StoreOffsets, SyncJob};
+use crate::connectors::{ConnectionSpec, ConnectorError};
+
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Supervisor {
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub cipher: Cipher,
+    pub agent_id: String,
+    pub lease_ttl: i64,
+}
+
+struct Running {
+    updated_at: DateTime<Utc>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// Set when the sync ended on a fatal error: it is not restarted until edited.
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Supervisor {
+    async fn connection(&self, id: &str) -> Result<ConnectionSpec, ConnectorError> {
+        let key = self.keys.datasource(id);
+        let kv = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ConnectorError::retryable(format!("the Idra store: {e}")))?
+            .ok_or_else(|| {
+                ConnectorError::fatal(format!(
+                    "data source {id} does not exist; edit the sync to pick another"
+                ))
+            })?;
+        let record: DataSourceRecord =
+            decode(&key, &kv.value).map_err(|e| ConnectorError::fatal(e.to_string()))?;
+        let secrets = record
+            .open_secrets(&self.cipher)
+            .map_err(|e| ConnectorError::fatal(e.to_string()))?;
+        Ok(ConnectionSpec {
+            kind: record.source.kind,
+            connection_string: record.source.connection_string,
+            options: record.source.options,
+            secrets,
+        })
+    }
+
+    async fn enabled_syncs(&self) -> Result<HashMap<String, SyncConfig>, String> {
+        let mut out = HashMap::new();
+        for kv in self
+            .store
+            .list_all(&self.keys.syncs())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            match decode::<SyncConfig>(&kv.key, &kv.value) {
+                Ok(s) if s.enabled => {
+                    out.insert(s.id.clone(), s);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable sync"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs until `shutdown` flips, then stops every sync after its current batch.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut running: HashMap<String, Running> = HashMap::new();
+        loop {
+            match self.enabled_syncs().await {
+                Ok(wanted) => {
+                    running.retain(|id, r| {
+                        let failed = r.failed.load(std::sync::atomic::Ordering::SeqCst);
+                        let keep = wanted.get(id).is_some_and(|s| s.updated_at == r.updated_at)
+                            && (failed || !r.task.is_finished());
+                        if !keep {
+                            let _ = r.stop.send(true);
+                        }
+                        keep
+                    });
+                    for (id, sync) in wanted {
+                        if !running.contains_key(&id) {
+                            let (stop, stop_rx) = watch::channel(false);
+                            let updated_at = sync.updated_at;
+                            let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                            let task =
+                                tokio::spawn(self.clone().supervise(sync, stop_rx, failed.clone()));
+                            running.insert(
+                                id,
+                                Running {
+                                    updated_at,
+                                    stop,
+                                    task,
+                                    failed,
+                                },
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list syncs; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        for (_, r) in running.drain() {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+    }
+
+    /// One sync: take its lock, then run it every poll interval until stopped. A fatal
+    /// error ends the task; the sync stays failed (its status says why) until it is edited.
+    async fn supervise(
+        self: Arc<Self>,
+        sync: SyncConfig,
+        mut stop: watch::Receiver<bool>,
+        failed: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let name = sync.name.clone();
+        let lease = match KeepAlive::start(self.store.clone(), self.lease_ttl).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(sync = %name, error = %e, "cannot get a lease");
+                return;
+            }
+        };
+        let lock_key = self.keys.sync_lock(&sync.id);
+        let guard = tokio::select! {
+            g = store::lock(self.store.as_ref(), &lock_key, &self.agent_id, lease.lease) => match g {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(sync = %name, error = %e, "cannot take the sync lock");
+                    return;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let offsets: Arc<dyn OffsetStore> = Arc::new(StoreOffsets {
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            guard: Some(guard.clone()),
+        });
+        let poll = Duration::from_secs(sync.poll_interval_secs.max(1) as u64);
+        let mut backoff = Backoff::default();
+        loop {
+            let result = async {
+                let source = self.connection(&sync.source.datasource_id).await?;
+                let destination = self.connection(&sync.destination.datasource_id).await?;
+                let job = SyncJob {
+                    sync: sync.clone(),
+                    source,
+                    destination,
+                    fence: guard.fence,
+                    agent: Some(self.agent_id.clone()),
+                };
+                Runner::new(job, offsets.clone(), stop.clone())
+                    .run_once()
+                    .await
+            }
+            .await;
+            let wait = match result {
+                Ok(_) => {
+                    backoff.reset();
+                    poll
+                }
+                Err(e) if e.is_retryable() => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(sync = %name, error = %e, retry_in = ?d, "retryable error");
+                    d
+                }
+                Err(e) => {
+                    tracing::error!(sync = %name, error = %e, "sync failed; fix its configuration");
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => break,
+                _ = lease.lost() => {
+                    tracing::warn!(sync = %name, "lease lost: stopping the sync");
+                    break;
+                }
+            }
+        }
+        let _ = store::unlock(self.store.as_ref(), &guard).await;
+        let _ = lease.revoke(self.store.as_ref()).await;
+    }
+}
