@@ -96,21 +96,18 @@ impl Supervisor {
                         keep
                     });
                     for (id, sync) in wanted {
-                        if !running.contains_key(&id) {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(id) {
                             let (stop, stop_rx) = watch::channel(false);
                             let updated_at = sync.updated_at;
                             let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
                             let task =
                                 tokio::spawn(self.clone().supervise(sync, stop_rx, failed.clone()));
-                            running.insert(
-                                id,
-                                Running {
-                                    updated_at,
-                                    stop,
-                                    task,
-                                    failed,
-                                },
-                            );
+                            slot.insert(Running {
+                                updated_at,
+                                stop,
+                                task,
+                                failed,
+                            });
                         }
                     }
                 }
