@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/start-etcd.sh
+scripts/start-databases.sh
 export IDRA_TEST_ETCD=http://127.0.0.1:23790
 export IDRA_REQUIRE_ETCD=1
 

@@ -180,9 +180,11 @@ async fn crash_between_destination_and_offset_commit(write_mode: &str) {
         .env(idra_agent::engine::FAULT_ENV, "2")
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&crashed.stderr);
     assert!(
-        !crashed.status.success(),
-        "the injected fault must kill the agent"
+        stderr.contains("aborting after destination commit 2"),
+        "the injected fault must be what stopped the agent: {:?}\n{stderr}",
+        crashed.status
     );
     assert_eq!(
         dst.count(&d).await,
@@ -215,4 +217,56 @@ async fn crash_after_destination_commit_leaves_no_duplicates_upsert() {
 #[tokio::test]
 async fn crash_after_destination_commit_leaves_no_duplicates_even_in_insert_mode() {
     crash_between_destination_and_offset_commit("insert").await;
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_batch_and_leaves_offset_and_rows_in_step() {
+    let (src, dst) = (Db::pg(), Db::pg());
+    let s = unique("term");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 3000, minute).await;
+    let d = unique("term_copy");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncs.json");
+    // Tiny batches so the run is still going when the signal arrives.
+    std::fs::write(
+        &config,
+        native_config(&src, &dst, &s, &d, "insert")
+            .replace("\"batch_size\":10", "\"batch_size\":5"),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut child = agent()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    eventually(std::time::Duration::from_secs(30), "the first rows", || async {
+        dst.scalar(&format!("SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables WHERE table_name = '{d}'")).await > 0 && dst.count(&d).await > 0
+    })
+    .await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let copied = dst.count(&d).await;
+    let max_id = dst
+        .scalar(&format!("SELECT COALESCE(MAX(id), 0) FROM {d}"))
+        .await;
+    let state_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state_json["offsets"]["orders"]["cursor"]["last_id"], max_id,
+        "the offset is exactly the last committed row"
+    );
+    assert_eq!(copied, max_id, "no gaps, no duplicates");
+    assert_eq!(dst.duplicates(&d).await, 0);
 }

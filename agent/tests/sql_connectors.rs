@@ -446,3 +446,81 @@ async fn a_late_committing_lower_id_is_not_skipped() {
         "id 100 arrived"
     );
 }
+
+// ---- Fencing in the destination's own transaction ----
+
+async fn stale_token_is_refused(dst: Db) {
+    use idra_agent::connectors::types::Column;
+    use idra_agent::connectors::values::{BatchBuilder, Value};
+    use idra_agent::connectors::{open_destination, Commit, WriteRequest};
+    use idra_core::model::Cursor;
+
+    let d = unique("fenced");
+    let dest = open_destination(&dst.spec()).unwrap();
+    let columns = vec![
+        Column::new("id", ColumnType::Int64, false),
+        Column::new("v", ColumnType::Text, true),
+    ];
+    assert!(
+        dest.ensure_table(&d, &columns, &["id".to_string()])
+            .await
+            .unwrap(),
+        "created"
+    );
+    let batch = |ids: std::ops::RangeInclusive<i64>| {
+        let mut b = BatchBuilder::new(&columns, 4);
+        for id in ids {
+            b.push(0, Value::Int(id)).unwrap();
+            b.push(1, Value::Text(format!("v{id}"))).unwrap();
+            b.end_row();
+        }
+        b.finish().unwrap()
+    };
+    let sync_id = unique("fence_sync");
+    let keys = vec!["id".to_string()];
+    let write = |rows, fence, last| {
+        let commit = Commit {
+            sync_id: sync_id.clone(),
+            fence,
+            cursor: Cursor::Id { last_id: last },
+        };
+        let dest = &dest;
+        let d = &d;
+        let keys = &keys;
+        async move {
+            dest.write(WriteRequest {
+                table: d,
+                keys,
+                mode: WriteMode::Insert,
+                rows: &rows,
+                commit: &commit,
+            })
+            .await
+        }
+    };
+    write(batch(1..=3), 7, 3).await.unwrap();
+    // A paused agent holding the older token 5 wakes up and tries to write: refused.
+    let e = write(batch(4..=6), 5, 6).await.unwrap_err();
+    assert!(e.message.contains("fenced off") && !e.is_retryable(), "{e}");
+    assert_eq!(dst.count(&d).await, 3, "the zombie's rows did not land");
+    let c = dest.committed(&sync_id, &d).await.unwrap().unwrap();
+    assert_eq!((c.fence, c.cursor), (7, Cursor::Id { last_id: 3 }));
+    // The current holder (same or newer token) goes on.
+    write(batch(4..=6), 8, 6).await.unwrap();
+    assert_eq!(dst.count(&d).await, 6);
+}
+
+#[tokio::test]
+async fn fencing_pg() {
+    stale_token_is_refused(Db::pg()).await;
+}
+
+#[tokio::test]
+async fn fencing_mysql() {
+    stale_token_is_refused(Db::mysql()).await;
+}
+
+#[tokio::test]
+async fn fencing_sqlite() {
+    stale_token_is_refused(Db::sqlite()).await;
+}

@@ -52,9 +52,10 @@ pub trait Source: Send + Sync {
     ) -> Result<RecordBatch, ConnectorError>;
 }
 
-/// Written in the destination's own transaction together with the rows, so the destination
-/// always knows exactly which cursor its contents correspond to, and a holder whose fencing
-/// token is older than the stored one is refused.
+/// Written in the destination's own transaction together with the rows (one record per
+/// sync and destination table), so the destination always knows exactly which cursor its
+/// contents correspond to, and a holder whose fencing token is older than any stored for
+/// the sync is refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
     pub sync_id: String,
@@ -75,17 +76,18 @@ pub trait Destination: Send + Sync {
     async fn test_connection(&self) -> Result<(), ConnectorError>;
     async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError>;
     /// Creates `table` when missing (types mapped per dialect, key columns as primary key);
-    /// checks that an existing table has every column.
+    /// checks that an existing table has every column. True when it created the table.
     async fn ensure_table(
         &self,
         table: &str,
         columns: &[Column],
         keys: &[String],
-    ) -> Result<(), ConnectorError>;
+    ) -> Result<bool, ConnectorError>;
     /// Writes the rows and the commit record in one transaction.
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError>;
-    /// The last commit record of `sync_id` in this destination.
-    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError>;
+    /// The last commit record of `sync_id` for `table` in this destination.
+    async fn committed(&self, sync_id: &str, table: &str)
+        -> Result<Option<Commit>, ConnectorError>;
     /// The greatest (timestamp,) key already in `table`, for the last-destination modes.
     async fn max_position(
         &self,

@@ -86,14 +86,18 @@ impl Runner {
     async fn start_cursor(
         &self,
         dest: &dyn Destination,
+        created: bool,
         columns: &[Column],
         spec: &ReadSpec,
     ) -> Result<Cursor, ConnectorError> {
         let sync = &self.job.sync;
         match sync.mode {
             SyncMode::ById | SyncMode::ByTimestamp => {
-                if let Some(commit) = dest.committed(&sync.id).await? {
-                    return Ok(commit.cursor);
+                // A table Idra has just created holds nothing, whatever an old record says.
+                if !created {
+                    if let Some(commit) = dest.committed(&sync.id, &sync.destination.table).await? {
+                        return Ok(commit.cursor);
+                    }
                 }
                 Ok(self
                     .offsets
@@ -166,15 +170,20 @@ impl Runner {
                 .map_err(|e| e.context(format!("sync `{}`", sync.name)))?;
         }
         let overwrite = sync.mode == SyncMode::FullRefreshOverwrite;
-        let target = if overwrite {
-            dest.begin_overwrite(&sync.destination.table, &columns, &sync.key_columns)
-                .await?
-        } else {
-            dest.ensure_table(&sync.destination.table, &columns, &sync.key_columns)
+        let (target, created) = if overwrite {
+            let load = dest
+                .begin_overwrite(&sync.destination.table, &columns, &sync.key_columns)
                 .await?;
-            sync.destination.table.clone()
+            (load, true)
+        } else {
+            let created = dest
+                .ensure_table(&sync.destination.table, &columns, &sync.key_columns)
+                .await?;
+            (sync.destination.table.clone(), created)
         };
-        let start = self.start_cursor(dest.as_ref(), &columns, &spec).await?;
+        let start = self
+            .start_cursor(dest.as_ref(), created, &columns, &spec)
+            .await?;
         // Full refreshes page through the source by key within the run.
         let paging_ts = spec.timestamp.clone();
 

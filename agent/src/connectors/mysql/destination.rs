@@ -120,14 +120,14 @@ async fn check_fence(
     tx: &mut Transaction<'_, MySql>,
     commit: &Commit,
 ) -> Result<(), ConnectorError> {
-    let stored: Option<i64> = sqlx::query_scalar(&format!(
+    let fences: Vec<i64> = sqlx::query_scalar(&format!(
         "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = ? FOR UPDATE"
     ))
     .bind(&commit.sync_id)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await
     .map_err(|e| from_sqlx(e, "checking the fencing token"))?;
-    if let Some(stored) = stored {
+    if let Some(stored) = fences.into_iter().max() {
         if stored > commit.fence {
             return Err(ConnectorError::fatal(format!(
                 "fenced off: another agent (token {stored}) now runs sync {} and this one (token {}) lost its lock; nothing was written",
@@ -168,9 +168,9 @@ impl Destination for MysqlDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<bool, ConnectorError> {
         sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id VARCHAR(255) PRIMARY KEY, fence BIGINT NOT NULL, cursor_json TEXT NOT NULL, updated_at DATETIME(6) NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, fence BIGINT NOT NULL, cursor_json TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (sync_id, table_name)) DEFAULT CHARSET=utf8mb4"
         ))
         .execute(&self.pool)
         .await
@@ -181,7 +181,7 @@ impl Destination for MysqlDestination {
                 .execute(&self.pool)
                 .await
                 .map_err(self.err(&format!("creating table {table}")))?;
-            return Ok(());
+            return Ok(true);
         }
         let missing: Vec<&str> = columns
             .iter()
@@ -194,7 +194,7 @@ impl Destination for MysqlDestination {
                 missing.join(", ")
             )));
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError> {
@@ -226,10 +226,11 @@ impl Destination for MysqlDestination {
         }
         let cursor = serde_json::to_string(&req.commit.cursor).expect("cursors serialise");
         sqlx::query(&format!(
-            "INSERT INTO {FENCE_TABLE} (sync_id, fence, cursor_json, updated_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6)) \
+            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor_json, updated_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6)) \
              ON DUPLICATE KEY UPDATE fence = VALUES(fence), cursor_json = VALUES(cursor_json), updated_at = VALUES(updated_at)"
         ))
         .bind(&req.commit.sync_id)
+        .bind(req.table)
         .bind(req.commit.fence)
         .bind(cursor)
         .execute(&mut *tx)
@@ -239,7 +240,11 @@ impl Destination for MysqlDestination {
         Ok(())
     }
 
-    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError> {
+    async fn committed(
+        &self,
+        sync_id: &str,
+        table: &str,
+    ) -> Result<Option<Commit>, ConnectorError> {
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?")
             .bind(FENCE_TABLE)
             .fetch_optional(&self.pool)
@@ -249,9 +254,10 @@ impl Destination for MysqlDestination {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
-            "SELECT fence, cursor_json FROM {FENCE_TABLE} WHERE sync_id = ?"
+            "SELECT fence, cursor_json FROM {FENCE_TABLE} WHERE sync_id = ? AND table_name = ?"
         ))
         .bind(sync_id)
+        .bind(table)
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading the commit record"))?;

@@ -50,13 +50,24 @@ impl PostgresDestination {
     }
 
     async fn ensure_fence_table(&self) -> Result<(), ConnectorError> {
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id text PRIMARY KEY, fence bigint NOT NULL, \"cursor\" text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-        ))
-        .execute(&self.pool)
+        self.create_if_missing(&format!(
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id text NOT NULL, table_name text NOT NULL, fence bigint NOT NULL, \"cursor\" text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sync_id, table_name))"
+        ), "creating the _idra_fence table")
         .await
-        .map_err(self.err("creating the _idra_fence table"))?;
-        Ok(())
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` is not atomic in Postgres: two sessions creating the same
+    /// table at once can fail with a duplicate in the catalog. Losing that race is fine.
+    async fn create_if_missing(&self, sql: &str, what: &str) -> Result<(), ConnectorError> {
+        match sqlx::query(sql).execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("23505") | Some("42P07")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.err(what)(e)),
+        }
     }
 }
 
@@ -109,15 +120,15 @@ async fn check_fence(
     tx: &mut Transaction<'_, Postgres>,
     commit: &Commit,
 ) -> Result<(), ConnectorError> {
-    let row = sqlx::query(&format!(
+    // Every record of the sync (one per destination table), locked until commit.
+    let fences: Vec<i64> = sqlx::query_scalar(&format!(
         "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = $1 FOR UPDATE"
     ))
     .bind(&commit.sync_id)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await
     .map_err(|e| from_sqlx(e, "checking the fencing token"))?;
-    if let Some(row) = row {
-        let stored: i64 = row.get(0);
+    if let Some(stored) = fences.into_iter().max() {
         if stored > commit.fence {
             return Err(ConnectorError::fatal(format!(
                 "fenced off: another agent (token {stored}) now runs sync {} and this one (token {}) lost its lock; nothing was written",
@@ -131,13 +142,15 @@ async fn check_fence(
 async fn record_commit(
     tx: &mut Transaction<'_, Postgres>,
     commit: &Commit,
+    table: &str,
 ) -> Result<(), ConnectorError> {
     let cursor = serde_json::to_string(&commit.cursor).expect("cursors serialise");
     sqlx::query(&format!(
-        "INSERT INTO {FENCE_TABLE} (sync_id, fence, \"cursor\", updated_at) VALUES ($1, $2, $3, now()) \
-         ON CONFLICT (sync_id) DO UPDATE SET fence = EXCLUDED.fence, \"cursor\" = EXCLUDED.\"cursor\", updated_at = now()"
+        "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, \"cursor\", updated_at) VALUES ($1, $2, $3, $4, now()) \
+         ON CONFLICT (sync_id, table_name) DO UPDATE SET fence = EXCLUDED.fence, \"cursor\" = EXCLUDED.\"cursor\", updated_at = now()"
     ))
     .bind(&commit.sync_id)
+    .bind(table)
     .bind(commit.fence)
     .bind(cursor)
     .execute(&mut **tx)
@@ -209,18 +222,19 @@ impl Destination for PostgresDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<bool, ConnectorError> {
         self.ensure_fence_table().await?;
         let existing = table_columns(&self.pool, table, &self.display).await?;
         let mut exact = self.exact.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if existing.is_empty() {
-            sqlx::query(&create_table_sql(table, columns, keys)?)
-                .execute(&self.pool)
-                .await
-                .map_err(self.err(&format!("creating table {table}")))?;
+            self.create_if_missing(
+                &create_table_sql(table, columns, keys)?,
+                &format!("creating table {table}"),
+            )
+            .await?;
             exact.insert(table.to_string());
             *self.exact.lock().unwrap_or_else(|p| p.into_inner()) = exact;
-            return Ok(());
+            return Ok(true);
         }
         // json and jsonb both map to Json; only jsonb takes Idra's binary form, so a json
         // column never counts as exact.
@@ -255,7 +269,7 @@ impl Destination for PostgresDestination {
                 missing.join(", ")
             )));
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError> {
@@ -309,12 +323,16 @@ impl Destination for PostgresDestination {
                 }
             }
         }
-        record_commit(&mut tx, req.commit).await?;
+        record_commit(&mut tx, req.commit, req.table).await?;
         tx.commit().await.map_err(self.err("committing"))?;
         Ok(())
     }
 
-    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError> {
+    async fn committed(
+        &self,
+        sync_id: &str,
+        table: &str,
+    ) -> Result<Option<Commit>, ConnectorError> {
         let exists: Option<String> =
             sqlx::query_scalar(&format!("SELECT to_regclass('{FENCE_TABLE}')::text"))
                 .fetch_one(&self.pool)
@@ -324,9 +342,10 @@ impl Destination for PostgresDestination {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
-            "SELECT fence, \"cursor\" FROM {FENCE_TABLE} WHERE sync_id = $1"
+            "SELECT fence, \"cursor\" FROM {FENCE_TABLE} WHERE sync_id = $1 AND table_name = $2"
         ))
         .bind(sync_id)
+        .bind(table)
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading the commit record"))?;

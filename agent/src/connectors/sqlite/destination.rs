@@ -140,9 +140,9 @@ impl Destination for SqliteDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<bool, ConnectorError> {
         sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id TEXT PRIMARY KEY, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id TEXT NOT NULL, table_name TEXT NOT NULL, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (sync_id, table_name))"
         ))
         .execute(&self.pool)
         .await
@@ -153,7 +153,7 @@ impl Destination for SqliteDestination {
                 .execute(&self.pool)
                 .await
                 .map_err(self.err(&format!("creating table {table}")))?;
-            return Ok(());
+            return Ok(true);
         }
         let missing: Vec<&str> = columns
             .iter()
@@ -166,7 +166,7 @@ impl Destination for SqliteDestination {
                 missing.join(", ")
             )));
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError> {
@@ -181,9 +181,9 @@ impl Destination for SqliteDestination {
             .await
             .map_err(self.err("starting a transaction"))?;
         let result: Result<(), ConnectorError> = async {
-            let stored: Option<i64> = sqlx::query_scalar(&format!("SELECT fence FROM {FENCE_TABLE} WHERE sync_id = ?"))
+            let stored: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&format!("SELECT MAX(fence) FROM {FENCE_TABLE} WHERE sync_id = ?"))
                 .bind(&req.commit.sync_id)
-                .fetch_optional(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(self.err("checking the fencing token"))?;
             if let Some(stored) = stored.filter(|s| *s > req.commit.fence) {
@@ -209,10 +209,11 @@ impl Destination for SqliteDestination {
             }
             let cursor = serde_json::to_string(&req.commit.cursor).expect("cursors serialise");
             sqlx::query(&format!(
-                "INSERT INTO {FENCE_TABLE} (sync_id, fence, cursor, updated_at) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ')) \
-                 ON CONFLICT (sync_id) DO UPDATE SET fence = excluded.fence, cursor = excluded.cursor, updated_at = excluded.updated_at"
+                "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor, updated_at) VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ')) \
+                 ON CONFLICT (sync_id, table_name) DO UPDATE SET fence = excluded.fence, cursor = excluded.cursor, updated_at = excluded.updated_at"
             ))
             .bind(&req.commit.sync_id)
+            .bind(req.table)
             .bind(req.commit.fence)
             .bind(cursor)
             .execute(&mut *conn)
@@ -236,7 +237,11 @@ impl Destination for SqliteDestination {
         }
     }
 
-    async fn committed(&self, sync_id: &str) -> Result<Option<Commit>, ConnectorError> {
+    async fn committed(
+        &self,
+        sync_id: &str,
+        table: &str,
+    ) -> Result<Option<Commit>, ConnectorError> {
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
                 .bind(FENCE_TABLE)
@@ -247,9 +252,10 @@ impl Destination for SqliteDestination {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
-            "SELECT fence, cursor FROM {FENCE_TABLE} WHERE sync_id = ?"
+            "SELECT fence, cursor FROM {FENCE_TABLE} WHERE sync_id = ? AND table_name = ?"
         ))
         .bind(sync_id)
+        .bind(table)
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading the commit record"))?;
