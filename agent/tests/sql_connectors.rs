@@ -524,3 +524,125 @@ async fn fencing_mysql() {
 async fn fencing_sqlite() {
     stale_token_is_refused(Db::sqlite()).await;
 }
+
+// ---- Settle window, custom queries, discovery ----
+
+async fn settle_window_holds_back_recent_rows(src: Db) {
+    let dst = Db::sqlite();
+    let s = unique("settle");
+    create_source(&src, &s).await;
+    let old = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let recent = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    insert_rows(&src, &s, 1, 10, |_| old.clone()).await;
+    insert_rows(&src, &s, 11, 15, |_| recent.clone()).await;
+    let d = unique("settled");
+    let mut cfg = sync("settle", &s, &d, SyncMode::ByTimestamp, WriteMode::Upsert);
+    cfg.settle_secs = 600;
+    let mut h = Harness::new(cfg, &src, &dst);
+    h.runner.run_once().await.unwrap();
+    assert_eq!(
+        dst.count(&d).await,
+        10,
+        "rows younger than the settle window wait"
+    );
+    assert_eq!(dst.scalar(&format!("SELECT MAX(id) FROM {d}")).await, 10);
+}
+
+#[tokio::test]
+async fn settle_window_mysql() {
+    settle_window_holds_back_recent_rows(Db::mysql()).await;
+}
+
+#[tokio::test]
+async fn settle_window_sqlite() {
+    settle_window_holds_back_recent_rows(Db::sqlite()).await;
+}
+
+async fn custom_query_source(src: Db) {
+    let dst = Db::pg();
+    let s = unique("q");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 40, minute).await;
+    let d = unique("q_copy");
+    let mut cfg = sync("query", "", &d, SyncMode::ById, WriteMode::Insert);
+    cfg.source.query = Some(format!("SELECT id, name, qty FROM {s} WHERE qty >= 4"));
+    let expected = (1..=40).filter(|id| id % 7 >= 4).count() as i64;
+    let mut h = Harness::new(cfg, &src, &dst);
+    h.sync_until(&dst, &d, expected).await;
+    let types = dst.column_types(&d).await;
+    assert_eq!(
+        types.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        vec!["id", "name", "qty"]
+    );
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM {d} WHERE qty < 4"))
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn custom_query_pg() {
+    custom_query_source(Db::pg()).await;
+}
+
+#[tokio::test]
+async fn custom_query_mysql() {
+    custom_query_source(Db::mysql()).await;
+}
+
+#[tokio::test]
+async fn custom_query_sqlite() {
+    custom_query_source(Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn test_connection_and_discover_on_every_connector() {
+    use idra_agent::connectors::{open_destination, open_source};
+    for db in Db::all() {
+        let t = unique("disc");
+        create_source(&db, &t).await;
+        let source = open_source(&db.spec()).unwrap();
+        source.test_connection().await.unwrap();
+        let tables = source.discover().await.unwrap();
+        let found = tables
+            .iter()
+            .find(|ti| ti.name == t || ti.name.ends_with(&format!(".{t}")))
+            .unwrap_or_else(|| panic!("{}: {t} not discovered", db.label()));
+        let names: Vec<&str> = found.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["id", "ts", "name", "amount", "qty"],
+            "{}",
+            db.label()
+        );
+        assert_eq!(
+            found.columns[3].ty,
+            ColumnType::Decimal {
+                precision: 12,
+                scale: 2
+            },
+            "{}",
+            db.label()
+        );
+        let dest = open_destination(&db.spec()).unwrap();
+        dest.test_connection().await.unwrap();
+        assert!(dest
+            .discover()
+            .await
+            .unwrap()
+            .iter()
+            .any(|ti| ti.name.ends_with(&t)));
+        db.drop_table(&t).await;
+    }
+    let mut bad = Db::mysql();
+    bad.url = bad.url.replace("root@", "root:wrong@");
+    let e = open_source(&bad.spec())
+        .unwrap()
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("password"), "{e}");
+}

@@ -193,6 +193,7 @@ pub fn parse(items: Vec<serde_json::Value>) -> Result<FileConfig, ConfigError> {
                 .polling_time
                 .filter(|n| *n > 0)
                 .unwrap_or(5),
+            settle_secs: 0,
             enabled: !s.disabled,
             created_at: now,
             updated_at: now,

@@ -59,6 +59,8 @@ struct SyncEntry {
     batch_size: u32,
     #[serde(default = "default_poll")]
     poll_interval_secs: u32,
+    #[serde(default)]
+    settle_secs: u32,
     #[serde(default = "default_enabled")]
     enabled: bool,
 }
@@ -131,6 +133,7 @@ pub fn parse(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
             timestamp_column: s.timestamp_column.filter(|t| !t.is_empty()),
             batch_size: s.batch_size,
             poll_interval_secs: s.poll_interval_secs,
+            settle_secs: s.settle_secs,
             enabled: s.enabled,
             created_at: now,
             updated_at: now,

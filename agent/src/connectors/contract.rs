@@ -23,6 +23,8 @@ pub struct ReadSpec {
     pub key: String,
     /// Set: order and resume by (timestamp, key). Unset: by key alone.
     pub timestamp: Option<String>,
+    /// Timestamp modes: read only rows with a timestamp before this instant (settle window).
+    pub settle_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReadSpec {

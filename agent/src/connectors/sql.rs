@@ -45,8 +45,9 @@ impl Dialect {
 
 /// The read query: rows after the cursor in (timestamp,) key order. `select` is the
 /// select list (already quoted), `inner` the quoted table or `(custom query) AS src`, and
-/// `extra` an optional constant condition (no values). Parameters: key; or timestamp,
-/// timestamp, key; then the limit.
+/// `extra` an optional constant condition (no values). With `settle`, rows whose timestamp
+/// is not before a bound cutoff are left for later. Parameters: key; or timestamp,
+/// timestamp, key; then the settle cutoff; then the limit.
 pub fn read_query(
     d: Dialect,
     select: &str,
@@ -55,6 +56,7 @@ pub fn read_query(
     ts: Option<&str>,
     first: bool,
     extra: Option<&str>,
+    settle: bool,
 ) -> Result<String, ConnectorError> {
     let k = d.quote(key)?;
     // SQLite keeps timestamps as text in whatever format the writer chose, so equal
@@ -84,7 +86,12 @@ pub fn read_query(
             )
         }
     };
-    let conds: Vec<String> = cond.into_iter().chain(extra.map(String::from)).collect();
+    let mut next = next;
+    let mut conds: Vec<String> = cond.into_iter().chain(extra.map(String::from)).collect();
+    if let (true, Some(ts)) = (settle, ts) {
+        conds.push(format!("{} < {}", norm(d.quote(ts)?), norm(d.param(next))));
+        next += 1;
+    }
     let filter = if conds.is_empty() {
         String::new()
     } else {
@@ -211,23 +218,54 @@ mod tests {
             Some("ts"),
             false,
             None,
+            false,
         )
         .unwrap();
         assert_eq!(
             q,
             r#"SELECT "id", "ts" FROM "t" WHERE ("ts" > $1 OR ("ts" = $2 AND "id" > $3)) ORDER BY "ts", "id" LIMIT $4"#
         );
-        let q = read_query(Dialect::MySql, "`id`", "`t`", "id", None, false, None).unwrap();
+        let q = read_query(
+            Dialect::MySql,
+            "`id`",
+            "`t`",
+            "id",
+            None,
+            false,
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             q,
             "SELECT `id` FROM `t` WHERE `id` > ? ORDER BY `id` LIMIT ?"
         );
-        let q = read_query(Dialect::Sqlite, "*", "\"t\"", "id", Some("ts"), false, None).unwrap();
+        let q = read_query(
+            Dialect::Sqlite,
+            "*",
+            "\"t\"",
+            "id",
+            Some("ts"),
+            false,
+            None,
+            false,
+        )
+        .unwrap();
         assert!(
             q.contains(r#"strftime('%Y-%m-%d %H:%M:%f', "ts") > strftime('%Y-%m-%d %H:%M:%f', ?)"#),
             "{q}"
         );
-        let q = read_query(Dialect::Postgres, "*", "\"t\"", "id", None, true, Some("x")).unwrap();
+        let q = read_query(
+            Dialect::Postgres,
+            "*",
+            "\"t\"",
+            "id",
+            None,
+            true,
+            Some("x"),
+            false,
+        )
+        .unwrap();
         assert_eq!(q, r#"SELECT * FROM "t" WHERE x ORDER BY "id" LIMIT $1"#);
     }
 
@@ -248,6 +286,37 @@ mod tests {
             r#"INSERT INTO "t" ("id", "v") VALUES (?, ?)"#
         );
         assert!(rows_per_insert(Dialect::Sqlite, 10) * 10 <= 30_000);
+    }
+
+    #[test]
+    fn a_settle_window_is_one_more_bound_parameter() {
+        let q = read_query(
+            Dialect::MySql,
+            "*",
+            "`t`",
+            "id",
+            Some("ts"),
+            false,
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(q, "SELECT * FROM `t` WHERE (`ts` > ? OR (`ts` = ? AND `id` > ?)) AND `ts` < ? ORDER BY `ts`, `id` LIMIT ?");
+        let q = read_query(
+            Dialect::Postgres,
+            "*",
+            "t",
+            "id",
+            Some("ts"),
+            true,
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            r#"SELECT * FROM t WHERE "ts" < $1 ORDER BY "ts", "id" LIMIT $2"#
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ fn read_spec(sync: &SyncConfig) -> ReadSpec {
             }
             _ => None,
         },
+        settle_before: (sync.settle_secs > 0 && sync.mode.needs_timestamp())
+            .then(|| Utc::now() - chrono::Duration::seconds(sync.settle_secs as i64)),
     }
 }
 
@@ -283,6 +285,13 @@ impl Runner {
                 report.batches += 1;
                 report.cursor = cursor;
                 status.rows += n;
+                // How far behind the newest copied row is, when rows carry a timestamp.
+                status.lag = match &report.cursor {
+                    Cursor::Timestamp { last_ts, .. } => {
+                        Some((Utc::now() - *last_ts).num_milliseconds() as f64 / 1000.0)
+                    }
+                    _ => None,
+                };
                 status.rate = n as f64 / began.elapsed().as_secs_f64().max(1e-6);
                 if self.stopping() {
                     // Shutdown between batches: everything written so far is committed.

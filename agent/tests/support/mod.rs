@@ -177,6 +177,7 @@ impl Db {
             query: None,
             key: "id".into(),
             timestamp: None,
+            settle_before: None,
         };
         let columns = source.columns(&spec).await.unwrap();
         let batch = source
@@ -201,6 +202,7 @@ impl Db {
             query: None,
             key: "id".into(),
             timestamp: None,
+            settle_before: None,
         };
         source
             .columns(&spec)
@@ -267,6 +269,7 @@ pub fn sync(
         timestamp_column: mode.needs_timestamp().then(|| "ts".into()),
         batch_size: 10,
         poll_interval_secs: 1,
+        settle_secs: 0,
         enabled: true,
         created_at: Utc::now(),
         updated_at: Utc::now(),

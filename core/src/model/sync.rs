@@ -67,6 +67,11 @@ pub struct SyncConfig {
     pub timestamp_column: Option<String>,
     pub batch_size: u32,
     pub poll_interval_secs: u32,
+    /// Timestamp modes: leave rows newer than this many seconds for a later run, so a
+    /// transaction that commits late (with an older timestamp) is still seen. For sources
+    /// without Postgres's snapshot-based protection (MySQL, SQLite). 0: off.
+    #[serde(default)]
+    pub settle_secs: u32,
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
@@ -130,6 +135,12 @@ impl SyncConfig {
                 format!("must be between 1 and {MAX_BATCH_SIZE}"),
             ));
         }
+        if self.settle_secs > 0 && !self.mode.needs_timestamp() {
+            return Err(ValidationError::new(
+                "settle_secs",
+                "only applies to the timestamp modes; set it to 0 or pick a timestamp mode",
+            ));
+        }
         if self.poll_interval_secs == 0 {
             return Err(ValidationError::new(
                 "poll_interval_secs",
@@ -164,6 +175,7 @@ mod tests {
             timestamp_column: None,
             batch_size: 10_000,
             poll_interval_secs: 5,
+            settle_secs: 0,
             enabled: true,
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -189,5 +201,8 @@ mod tests {
         let mut s = sync();
         s.key_columns.clear();
         assert_eq!(s.validate().unwrap_err().field, "key_columns");
+        let mut s = sync();
+        s.settle_secs = 30;
+        assert_eq!(s.validate().unwrap_err().field, "settle_secs");
     }
 }

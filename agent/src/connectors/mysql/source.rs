@@ -278,6 +278,7 @@ impl Source for MysqlSource {
             spec.timestamp.as_deref(),
             matches!(after, Cursor::Start),
             None,
+            spec.settle_before.is_some(),
         )?;
         let key = columns
             .iter()
@@ -287,7 +288,15 @@ impl Source for MysqlSource {
             .timestamp
             .as_ref()
             .and_then(|t| columns.iter().find(|c| &c.name == t));
-        let q = bind_cursor(sqlx::query(&sql), after, key, ts)?.bind(limit as i64);
+        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
+        if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
+            q = match ts.ty {
+                ColumnType::Date => q.bind(cutoff.date_naive()),
+                ColumnType::TimestampTz => q.bind(cutoff),
+                _ => q.bind(cutoff.naive_utc()),
+            };
+        }
+        let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut rows = q.fetch(&self.pool);

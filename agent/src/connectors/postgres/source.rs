@@ -278,6 +278,7 @@ impl Source for PostgresSource {
             spec.timestamp.as_deref(),
             first,
             settled,
+            spec.settle_before.is_some(),
         )?;
         let key = columns
             .iter()
@@ -287,7 +288,11 @@ impl Source for PostgresSource {
             .timestamp
             .as_ref()
             .and_then(|t| columns.iter().find(|c| &c.name == t));
-        let q = bind_cursor(sqlx::query(&sql), after, key, ts)?.bind(limit as i64);
+        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
+        if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
+            q = bind_ts(q, cutoff, ts.ty);
+        }
+        let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut rows = q.fetch(&self.pool);

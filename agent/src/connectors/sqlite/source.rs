@@ -343,6 +343,7 @@ impl Source for SqliteSource {
             spec.timestamp.as_deref(),
             matches!(after, Cursor::Start),
             None,
+            spec.settle_before.is_some(),
         )?;
         let key = columns
             .iter()
@@ -352,7 +353,15 @@ impl Source for SqliteSource {
             .timestamp
             .as_ref()
             .and_then(|t| columns.iter().find(|c| &c.name == t));
-        let q = bind_cursor(sqlx::query(&sql), after, key, ts)?.bind(limit as i64);
+        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
+        if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
+            q = q.bind(match ts.ty {
+                ColumnType::Date => cutoff.date_naive().to_string(),
+                ColumnType::TimestampTz => format_tstz(cutoff),
+                _ => format_ts(cutoff.naive_utc()),
+            });
+        }
+        let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut rows = q.fetch(&self.pool);
