@@ -48,16 +48,32 @@ impl Dialect {
 /// `extra` an optional constant condition (no values). With `settle`, rows whose timestamp
 /// is not before a bound cutoff are left for later. Parameters: key; or timestamp,
 /// timestamp, key; then the settle cutoff; then the limit.
-pub fn read_query(
-    d: Dialect,
-    select: &str,
-    inner: &str,
-    key: &str,
-    ts: Option<&str>,
-    first: bool,
-    extra: Option<&str>,
-    settle: bool,
-) -> Result<String, ConnectorError> {
+#[derive(Debug, Clone, Copy)]
+pub struct ReadQuery<'a> {
+    /// The select list, already quoted.
+    pub select: &'a str,
+    /// The quoted table, or `(custom query) AS src`.
+    pub inner: &'a str,
+    pub key: &'a str,
+    pub ts: Option<&'a str>,
+    /// No cursor yet: read from the start.
+    pub first: bool,
+    /// A constant condition (no values).
+    pub extra: Option<&'a str>,
+    /// Bind a settle cutoff after the cursor parameters.
+    pub settle: bool,
+}
+
+pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorError> {
+    let ReadQuery {
+        select,
+        inner,
+        key,
+        ts,
+        first,
+        extra,
+        settle,
+    } = *q;
     let k = d.quote(key)?;
     // SQLite keeps timestamps as text in whatever format the writer chose, so equal
     // instants can differ as strings: compare and order them through one normal form,
@@ -212,13 +228,15 @@ mod tests {
     fn read_queries_bind_every_value() {
         let q = read_query(
             Dialect::Postgres,
-            r#""id", "ts""#,
-            "\"t\"",
-            "id",
-            Some("ts"),
-            false,
-            None,
-            false,
+            &ReadQuery {
+                select: r#""id", "ts""#,
+                inner: "\"t\"",
+                key: "id",
+                ts: Some("ts"),
+                first: false,
+                extra: None,
+                settle: false,
+            },
         )
         .unwrap();
         assert_eq!(
@@ -227,13 +245,15 @@ mod tests {
         );
         let q = read_query(
             Dialect::MySql,
-            "`id`",
-            "`t`",
-            "id",
-            None,
-            false,
-            None,
-            false,
+            &ReadQuery {
+                select: "`id`",
+                inner: "`t`",
+                key: "id",
+                ts: None,
+                first: false,
+                extra: None,
+                settle: false,
+            },
         )
         .unwrap();
         assert_eq!(
@@ -242,13 +262,15 @@ mod tests {
         );
         let q = read_query(
             Dialect::Sqlite,
-            "*",
-            "\"t\"",
-            "id",
-            Some("ts"),
-            false,
-            None,
-            false,
+            &ReadQuery {
+                select: "*",
+                inner: "\"t\"",
+                key: "id",
+                ts: Some("ts"),
+                first: false,
+                extra: None,
+                settle: false,
+            },
         )
         .unwrap();
         assert!(
@@ -257,13 +279,15 @@ mod tests {
         );
         let q = read_query(
             Dialect::Postgres,
-            "*",
-            "\"t\"",
-            "id",
-            None,
-            true,
-            Some("x"),
-            false,
+            &ReadQuery {
+                select: "*",
+                inner: "\"t\"",
+                key: "id",
+                ts: None,
+                first: true,
+                extra: Some("x"),
+                settle: false,
+            },
         )
         .unwrap();
         assert_eq!(q, r#"SELECT * FROM "t" WHERE x ORDER BY "id" LIMIT $1"#);
@@ -292,25 +316,29 @@ mod tests {
     fn a_settle_window_is_one_more_bound_parameter() {
         let q = read_query(
             Dialect::MySql,
-            "*",
-            "`t`",
-            "id",
-            Some("ts"),
-            false,
-            None,
-            true,
+            &ReadQuery {
+                select: "*",
+                inner: "`t`",
+                key: "id",
+                ts: Some("ts"),
+                first: false,
+                extra: None,
+                settle: true,
+            },
         )
         .unwrap();
         assert_eq!(q, "SELECT * FROM `t` WHERE (`ts` > ? OR (`ts` = ? AND `id` > ?)) AND `ts` < ? ORDER BY `ts`, `id` LIMIT ?");
         let q = read_query(
             Dialect::Postgres,
-            "*",
-            "t",
-            "id",
-            Some("ts"),
-            true,
-            None,
-            true,
+            &ReadQuery {
+                select: "*",
+                inner: "t",
+                key: "id",
+                ts: Some("ts"),
+                first: true,
+                extra: None,
+                settle: true,
+            },
         )
         .unwrap();
         assert_eq!(

@@ -201,8 +201,16 @@ impl Runner {
             let mut cursor = start.clone();
             tokio::spawn(async move {
                 loop {
+                    let read_began = Instant::now();
                     let batch = match source.read(&spec, &columns, &cursor, limit).await {
-                        Ok(b) => b,
+                        Ok(b) => {
+                            tracing::debug!(
+                                rows = b.num_rows(),
+                                ms = read_began.elapsed().as_millis() as u64,
+                                "read batch"
+                            );
+                            b
+                        }
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
                             return;
@@ -256,6 +264,7 @@ impl Runner {
                         sync.name, sync.destination.table
                     ))
                 })?;
+                let written = began.elapsed();
                 self.commits += 1;
                 if std::env::var(FAULT_ENV)
                     .ok()
@@ -280,6 +289,12 @@ impl Runner {
                         )
                         .await?;
                 }
+                tracing::debug!(
+                    rows = batch.num_rows(),
+                    write_ms = written.as_millis() as u64,
+                    offset_ms = (began.elapsed() - written).as_millis() as u64,
+                    "wrote batch"
+                );
                 let n = batch.num_rows() as u64;
                 report.rows += n;
                 report.batches += 1;

@@ -199,12 +199,13 @@ pub const COPY_TRAILER: &[u8] = &[0xff, 0xff];
 pub fn encode_rows(
     batch: &RecordBatch,
     columns: &[Column],
+    rows: std::ops::Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), ConnectorError> {
     let arrays: Vec<&ArrayRef> = batch.columns().iter().collect();
     let ncols = columns.len() as i16;
     let mut scratch = Vec::with_capacity(32);
-    for row in 0..batch.num_rows() {
+    for row in rows {
         out.extend_from_slice(&ncols.to_be_bytes());
         for (col, array) in columns.iter().zip(&arrays) {
             if array.is_null(row) {

@@ -18,6 +18,7 @@ const D: Dialect = Dialect::Postgres;
 /// token of the last writer. Written in the same transaction as the rows.
 const FENCE_TABLE: &str = "_idra_fence";
 const COPY_CHUNK: usize = 1 << 20;
+const COPY_ROWS_PER_CHUNK: usize = 8192;
 
 pub struct PostgresDestination {
     pool: PgPool,
@@ -170,18 +171,29 @@ async fn copy_in(
         "COPY {target} ({}) FROM STDIN (FORMAT binary)",
         D.quote_all(&names)?.join(", ")
     );
-    let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
-    buf.extend_from_slice(COPY_HEADER);
-    encode_rows(req.rows, columns, &mut buf)?;
-    buf.extend_from_slice(COPY_TRAILER);
     let mut copy = tx
         .copy_in_raw(&sql)
         .await
         .map_err(|e| from_sqlx(e, &format!("starting COPY into {}", req.table)))?;
-    for chunk in buf.chunks(COPY_CHUNK) {
-        copy.send(chunk)
+    // Encode and send in chunks, so Postgres ingests one chunk while the next is encoded.
+    let total = req.rows.num_rows();
+    let mut buf = Vec::with_capacity(COPY_CHUNK);
+    buf.extend_from_slice(COPY_HEADER);
+    let mut start = 0;
+    loop {
+        let end = (start + COPY_ROWS_PER_CHUNK).min(total);
+        encode_rows(req.rows, columns, start..end, &mut buf)?;
+        if end == total {
+            buf.extend_from_slice(COPY_TRAILER);
+        }
+        copy.send(buf.as_slice())
             .await
             .map_err(|e| from_sqlx(e, &format!("COPY into {}", req.table)))?;
+        buf.clear();
+        if end == total {
+            break;
+        }
+        start = end;
     }
     copy.finish()
         .await

@@ -9,7 +9,7 @@ use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo, ValueRef};
 
 use super::binary::decode_into;
 use super::config::PostgresConfig;
-use crate::connectors::sql::{read_query, subquery, Dialect};
+use crate::connectors::sql::{read_query, subquery, Dialect, ReadQuery};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::BatchBuilder;
 use crate::connectors::{
@@ -272,13 +272,15 @@ impl Source for PostgresSource {
         let first = matches!(after, Cursor::Start);
         let sql = read_query(
             D,
-            &select_list(columns)?,
-            &inner,
-            &spec.key,
-            spec.timestamp.as_deref(),
-            first,
-            settled,
-            spec.settle_before.is_some(),
+            &ReadQuery {
+                select: &select_list(columns)?,
+                inner: &inner,
+                key: &spec.key,
+                ts: spec.timestamp.as_deref(),
+                first,
+                extra: settled,
+                settle: spec.settle_before.is_some(),
+            },
         )?;
         let key = columns
             .iter()

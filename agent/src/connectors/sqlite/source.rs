@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
 use sqlx::{Column as _, Executor, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::config::SqliteConfig;
-use crate::connectors::sql::{read_query, subquery, Dialect};
+use crate::connectors::sql::{read_query, subquery, Dialect, ReadQuery};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
 use crate::connectors::{
@@ -337,13 +337,15 @@ impl Source for SqliteSource {
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = read_query(
             D,
-            &D.quote_all(&names)?.join(", "),
-            &inner,
-            &spec.key,
-            spec.timestamp.as_deref(),
-            matches!(after, Cursor::Start),
-            None,
-            spec.settle_before.is_some(),
+            &ReadQuery {
+                select: &D.quote_all(&names)?.join(", "),
+                inner: &inner,
+                key: &spec.key,
+                ts: spec.timestamp.as_deref(),
+                first: matches!(after, Cursor::Start),
+                extra: None,
+                settle: spec.settle_before.is_some(),
+            },
         )?;
         let key = columns
             .iter()
