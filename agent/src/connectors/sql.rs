@@ -209,6 +209,44 @@ pub fn rows_per_insert(d: Dialect, columns: usize) -> usize {
     (max_params / columns.max(1)).clamp(1, 4_000)
 }
 
+/// Refuses an existing destination table that lacks one of the columns Idra writes.
+pub fn check_existing_columns(
+    table: &str,
+    columns: &[super::types::Column],
+    existing: &[super::types::Column],
+) -> Result<(), ConnectorError> {
+    let missing: Vec<&str> = columns
+        .iter()
+        .filter(|c| !existing.iter().any(|e| e.name == c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ConnectorError::fatal(format!(
+        "destination table {table} has no column {}; add it, or drop the table and let Idra create it",
+        missing.join(", ")
+    )))
+}
+
+/// A commit record read back from `_idra_fence`.
+pub fn commit_record(
+    sync_id: &str,
+    fence: i64,
+    cursor_json: &str,
+) -> Result<super::Commit, ConnectorError> {
+    let cursor = serde_json::from_str(cursor_json).map_err(|e| {
+        ConnectorError::fatal(format!(
+            "_idra_fence holds a cursor Idra cannot read ({e}); delete its row for sync {sync_id} to start that table over"
+        ))
+    })?;
+    Ok(super::Commit {
+        sync_id: sync_id.to_string(),
+        fence,
+        cursor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use sqlx::{MySql, Row, Transaction};
 
 use super::config::MysqlConfig;
 use super::source::table_columns;
+use crate::connectors::sql::{check_existing_columns, commit_record};
 use crate::connectors::sql::{insert_sql, rows_per_insert, Dialect};
 use crate::connectors::types::{columns_of, Column, ColumnType};
 use crate::connectors::values::{format_decimal, format_uuid, value_at, Value};
@@ -183,17 +184,7 @@ impl Destination for MysqlDestination {
                 .map_err(self.err(&format!("creating table {table}")))?;
             return Ok(true);
         }
-        let missing: Vec<&str> = columns
-            .iter()
-            .filter(|c| !existing.iter().any(|e| e.name == c.name))
-            .map(|c| c.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(ConnectorError::fatal(format!(
-                "destination table {table} has no column {}; add it, or drop the table and let Idra create it",
-                missing.join(", ")
-            )));
-        }
+        check_existing_columns(table, columns, &existing)?;
         Ok(false)
     }
 
@@ -262,13 +253,13 @@ impl Destination for MysqlDestination {
         .await
         .map_err(self.err("reading the commit record"))?;
         row.map(|r| {
-            let fence: i64 = r.try_get(0).map_err(self.err("reading the commit record"))?;
-            let cursor: String = r.try_get(1).map_err(self.err("reading the commit record"))?;
-            Ok(Commit {
-                sync_id: sync_id.to_string(),
-                fence,
-                cursor: serde_json::from_str(&cursor).map_err(|e| ConnectorError::fatal(format!("_idra_fence holds a cursor Idra cannot read ({e}); delete its row for sync {sync_id}")))?,
-            })
+            let fence: i64 = r
+                .try_get(0)
+                .map_err(self.err("reading the commit record"))?;
+            let cursor: String = r
+                .try_get(1)
+                .map_err(self.err("reading the commit record"))?;
+            commit_record(sync_id, fence, &cursor)
         })
         .transpose()
     }

@@ -7,6 +7,7 @@ use super::binary::{decode_value, encode_rows, COPY_HEADER, COPY_TRAILER};
 use super::config::PostgresConfig;
 use super::source::{split_table, table_columns};
 use crate::connectors::sql::Dialect;
+use crate::connectors::sql::{check_existing_columns, commit_record};
 use crate::connectors::types::{Column, ColumnType};
 use crate::connectors::values::Value;
 use crate::connectors::{
@@ -270,17 +271,7 @@ impl Destination for PostgresDestination {
             exact.remove(table);
         }
         *self.exact.lock().unwrap_or_else(|p| p.into_inner()) = exact;
-        let missing: Vec<&str> = columns
-            .iter()
-            .filter(|c| !existing.iter().any(|e| e.name == c.name))
-            .map(|c| c.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(ConnectorError::fatal(format!(
-                "destination table {table} has no column {}; add it, or drop the table and let Idra create it",
-                missing.join(", ")
-            )));
-        }
+        check_existing_columns(table, columns, &existing)?;
         Ok(false)
     }
 
@@ -363,11 +354,7 @@ impl Destination for PostgresDestination {
         .map_err(self.err("reading the commit record"))?;
         row.map(|r| {
             let cursor: String = r.get(1);
-            Ok(Commit {
-                sync_id: sync_id.to_string(),
-                fence: r.get(0),
-                cursor: serde_json::from_str(&cursor).map_err(|e| ConnectorError::fatal(format!("_idra_fence holds a cursor Idra cannot read ({e}); delete its row for sync {sync_id} to start over")))?,
-            })
+            commit_record(sync_id, r.get(0), &cursor)
         })
         .transpose()
     }
