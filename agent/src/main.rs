@@ -10,8 +10,9 @@ use idra_core::store::{self, EtcdOptions, Keys};
 /// of a JSON file (Idra's format, or the original Idra's array of syncs) with offsets in a
 /// local state file — no etcd and no server.
 ///
-/// Otherwise the agent registers with the store (`--etcd`, or the embedded store in
-/// `--data-dir`) and stays registered until stopped.
+/// Otherwise the agent joins the cluster in the store (`--etcd`, or the embedded store in
+/// `--data-dir`): it registers on a lease, takes part in the leader election, and runs the
+/// syncs the leader assigns to it until stopped.
 #[derive(Debug, Parser)]
 #[command(name = "idra-agent", version)]
 struct Cli {
@@ -95,7 +96,8 @@ async fn main() -> std::process::ExitCode {
         };
     }
 
-    let etcd = (!cli.etcd.is_empty()).then(|| EtcdOptions {
+    let cluster = !cli.etcd.is_empty();
+    let etcd = cluster.then(|| EtcdOptions {
         endpoints: cli.etcd.clone(),
         user: cli.etcd_user.clone(),
         password: cli.etcd_password.clone(),
@@ -104,20 +106,21 @@ async fn main() -> std::process::ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let member = match idra_agent::membership::Membership::start(
-        Arc::clone(&store),
-        Keys::new(&cli.store_prefix),
-        cli.lease_ttl,
-        String::new(),
-    )
-    .await
+    // Secrets: IDRA_SECRET_KEY (required with etcd), else the data dir's key file.
+    let cipher = match idra_core::secret::Cipher::load((!cluster).then_some(cli.data_dir.as_path()))
     {
-        Ok(m) => m,
-        Err(e) => return fail(format!("cannot register: {e}")),
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
-    tracing::info!(agent = %member.info.id, "registered; waiting for work (Ctrl-C to stop)");
-    let mut stop = shutdown_signal();
-    let _ = stop.wait_for(|s| *s).await;
-    member.stop().await;
-    std::process::ExitCode::SUCCESS
+    let agent = idra_agent::cluster::ClusterAgent {
+        store: Arc::clone(&store),
+        keys: Keys::new(&cli.store_prefix),
+        cipher,
+        lease_ttl: cli.lease_ttl,
+        address: String::new(),
+    };
+    match agent.run(shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
 }

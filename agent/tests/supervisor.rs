@@ -1,4 +1,5 @@
-//! The in-process agent of single mode: syncs saved in the Store run by themselves.
+//! An agent over the embedded store (the server's in-process agent of single mode): it
+//! elects itself, assigns itself the syncs saved in the Store and runs them.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use idra_agent::engine::Supervisor;
+use idra_agent::cluster::ClusterAgent;
 use idra_core::model::{ConnectorKind, DataSourceInput, Offset, SyncMode, WriteMode};
 use idra_core::secret::{Cipher, DataSourceRecord};
 use idra_core::store::{decode, encode, EmbeddedStore, Keys, Store};
@@ -51,15 +52,15 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
         .await
         .unwrap();
 
-    let supervisor = Arc::new(Supervisor {
+    let agent = ClusterAgent {
         store: store.clone(),
         keys: keys.clone(),
         cipher,
-        agent_id: "test-agent".into(),
         lease_ttl: 5,
-    });
+        address: String::new(),
+    };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(supervisor.run(stop_rx));
+    let task = tokio::spawn(agent.run(stop_rx));
 
     eventually(
         Duration::from_secs(30),
@@ -99,8 +100,13 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
         store.get(&status_key).await.unwrap().is_some(),
         "status is reported to the Store"
     );
+    let assignment = keys.assignment(&cfg.id);
+    assert!(
+        store.get(&assignment).await.unwrap().is_none(),
+        "the disabled sync's assignment is revoked"
+    );
     let _ = stop.send(true);
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     assert_eq!(
         dst.count("copied").await,
         35,

@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long, env = "IDRA_NO_AGENT")]
     pub no_agent: bool,
 
+    /// Cluster mode: also run an agent in this process.
+    #[arg(long, env = "IDRA_WITH_AGENT")]
+    pub with_agent: bool,
+
     /// Agent lease TTL in seconds.
     #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     pub lease_ttl: i64,

@@ -1,6 +1,5 @@
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use idra_core::secret::Cipher;
 use idra_core::service::Services;
@@ -57,28 +56,20 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         }
     }
 
-    // Single mode: an agent in this process registers itself and runs every enabled sync.
+    // Single mode runs an agent in this process (it elects itself and runs every enabled
+    // sync); cluster mode only with --with-agent.
     let (stop_agent, agent_stop_rx) = tokio::sync::watch::channel(false);
-    let agent = if cli.no_agent || cluster {
+    let agent = if cli.no_agent || (cluster && !cli.with_agent) {
         None
     } else {
-        let member = idra_agent::membership::Membership::start(
-            store.clone() as Arc<dyn store::Store>,
-            keys.clone(),
-            cli.lease_ttl,
-            listen.to_string(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let supervisor = Arc::new(idra_agent::engine::Supervisor {
+        let agent = idra_agent::cluster::ClusterAgent {
             store: store.clone(),
-            keys,
+            keys: keys.clone(),
             cipher: services.cipher.clone(),
-            agent_id: member.info.id.clone(),
             lease_ttl: cli.lease_ttl,
-        });
-        let engine = tokio::spawn(supervisor.run(agent_stop_rx));
-        Some((member, engine))
+            address: listen.to_string(),
+        };
+        Some(tokio::spawn(agent.run(agent_stop_rx)))
     };
 
     let app = router(
@@ -105,10 +96,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
-    if let Some((member, engine)) = agent {
+    if let Some(agent) = agent {
         let _ = stop_agent.send(true);
-        let _ = engine.await;
-        member.stop().await;
+        match agent.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "the in-process agent stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "the in-process agent panicked"),
+            Ok(Ok(())) => {}
+        }
     }
     Ok(())
 }

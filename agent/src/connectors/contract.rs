@@ -87,6 +87,17 @@ pub trait Destination: Send + Sync {
     ) -> Result<bool, ConnectorError>;
     /// Writes the rows and the commit record in one transaction.
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError>;
+    /// Taking a sync over (cluster mode): raises the sync's fencing token in the destination
+    /// to `fence` before the first write, so from now on a writer with an older token is
+    /// refused. Creates the record for `table` with `cursor` when there is none. Fatal when
+    /// a newer token is already stored.
+    async fn claim(
+        &self,
+        sync_id: &str,
+        table: &str,
+        fence: i64,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError>;
     /// The last commit record of `sync_id` for `table` in this destination.
     async fn committed(&self, sync_id: &str, table: &str)
         -> Result<Option<Commit>, ConnectorError>;

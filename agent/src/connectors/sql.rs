@@ -247,6 +247,13 @@ pub fn commit_record(
     })
 }
 
+/// The error for a writer whose token is older than the destination's.
+pub fn fenced_off(sync_id: &str, stored: i64, mine: i64) -> ConnectorError {
+    ConnectorError::fatal(format!(
+        "fenced off: another agent (token {stored}) now runs sync {sync_id} and this one (token {mine}) lost its lock; nothing was written"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,21 @@ impl Runner {
                 .await?;
             (sync.destination.table.clone(), created)
         };
+        if self.job.fence > 0 {
+            // Take the destination over before reading where it stands: a paused former
+            // holder can commit nothing from here on, so what we read next is final.
+            let fallback = match sync.mode {
+                SyncMode::ById | SyncMode::ByTimestamp if !created => self
+                    .offsets
+                    .load(&sync.id)
+                    .await?
+                    .map(|o| o.cursor)
+                    .unwrap_or_default(),
+                _ => Cursor::Start,
+            };
+            dest.claim(&sync.id, &target, self.job.fence, &fallback)
+                .await?;
+        }
         let start = self
             .start_cursor(dest.as_ref(), created, &columns, &spec)
             .await?;

@@ -1,23 +1,23 @@
-//! Runs every enabled sync found in the Store (the server's in-process agent in single
-//! mode). Reconciles every few seconds: starts new and re-enabled syncs, restarts changed
-//! ones, stops disabled and deleted ones. Each sync runs under its lock in the Store, whose
-//! fencing token guards its offset commits and its destination writes.
+//! Runs the enabled syncs the leader assigned to this agent. Reconciles every few hundred
+//! milliseconds: starts newly assigned syncs, restarts edited ones, stops revoked,
+//! disabled and deleted ones (after their current batch). Each sync runs under its lock on
+//! the agent's lease; the lock's fencing token guards its offset commits and its
+//! destination writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use idra_core::model::Assignment;
 use idra_core::model::SyncConfig;
 use idra_core::secret::{Cipher, DataSourceRecord};
-use idra_core::store::{self, decode, KeepAlive, Keys, Store};
+use idra_core::store::{self, decode, Keys, LeaseId, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Backoff, OffsetStore, Runner, StoreOffsets, SyncJob};
 use crate::connectors::{ConnectionSpec, ConnectorError};
-
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Supervisor {
     pub store: Arc<dyn Store>,
@@ -25,6 +25,9 @@ pub struct Supervisor {
     pub cipher: Cipher,
     pub agent_id: String,
     pub lease_ttl: i64,
+    /// The agent's session lease: the sync locks live on it, so they end with the agent.
+    pub lease: LeaseId,
+    pub reconcile_every: Duration,
 }
 
 struct Running {
@@ -62,6 +65,19 @@ impl Supervisor {
     }
 
     async fn enabled_syncs(&self) -> Result<HashMap<String, SyncConfig>, String> {
+        let mut mine = std::collections::HashSet::new();
+        for kv in self
+            .store
+            .list_all(&self.keys.assignments())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if let Ok(a) = decode::<Assignment>(&kv.key, &kv.value) {
+                if a.agent == self.agent_id {
+                    mine.insert(a.sync_id);
+                }
+            }
+        }
         let mut out = HashMap::new();
         for kv in self
             .store
@@ -70,7 +86,7 @@ impl Supervisor {
             .map_err(|e| e.to_string())?
         {
             match decode::<SyncConfig>(&kv.key, &kv.value) {
-                Ok(s) if s.enabled => {
+                Ok(s) if s.enabled && mine.contains(&s.id) => {
                     out.insert(s.id.clone(), s);
                 }
                 Ok(_) => {}
@@ -114,7 +130,7 @@ impl Supervisor {
                 Err(e) => tracing::warn!(error = %e, "cannot list syncs; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+                _ = tokio::time::sleep(self.reconcile_every) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -133,16 +149,9 @@ impl Supervisor {
         failed: Arc<std::sync::atomic::AtomicBool>,
     ) {
         let name = sync.name.clone();
-        let lease = match KeepAlive::start(self.store.clone(), self.lease_ttl).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(sync = %name, error = %e, "cannot get a lease");
-                return;
-            }
-        };
         let lock_key = self.keys.sync_lock(&sync.id);
         let guard = tokio::select! {
-            g = store::lock(self.store.as_ref(), &lock_key, &self.agent_id, lease.lease) => match g {
+            g = store::lock(self.store.as_ref(), &lock_key, &self.agent_id, self.lease) => match g {
                 Ok(g) => g,
                 Err(e) => {
                     tracing::warn!(sync = %name, error = %e, "cannot take the sync lock");
@@ -193,13 +202,8 @@ impl Supervisor {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => break,
-                _ = lease.lost() => {
-                    tracing::warn!(sync = %name, "lease lost: stopping the sync");
-                    break;
-                }
             }
         }
         let _ = store::unlock(self.store.as_ref(), &guard).await;
-        let _ = lease.revoke(self.store.as_ref()).await;
     }
 }

@@ -6,7 +6,7 @@ use sqlx::{MySql, Row, Transaction};
 
 use super::config::MysqlConfig;
 use super::source::table_columns;
-use crate::connectors::sql::{check_existing_columns, commit_record};
+use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
 use crate::connectors::sql::{insert_sql, rows_per_insert, Dialect};
 use crate::connectors::types::{columns_of, Column, ColumnType};
 use crate::connectors::values::{format_decimal, format_uuid, value_at, Value};
@@ -228,6 +228,45 @@ impl Destination for MysqlDestination {
         .await
         .map_err(self.err("recording the commit"))?;
         tx.commit().await.map_err(self.err("committing"))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        sync_id: &str,
+        table: &str,
+        fence: i64,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        let fences: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = ? FOR UPDATE"
+        ))
+        .bind(sync_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err("checking the fencing token"))?;
+        if let Some(stored) = fences.into_iter().max().filter(|s| *s > fence) {
+            return Err(fenced_off(sync_id, stored, fence));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor_json, updated_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6)) \
+             ON DUPLICATE KEY UPDATE fence = GREATEST(fence, VALUES(fence))"
+        ))
+        .bind(sync_id)
+        .bind(table)
+        .bind(fence)
+        .bind(serde_json::to_string(cursor).expect("cursors serialise"))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("raising the fencing token"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the claim"))?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use super::binary::{decode_value, encode_rows, COPY_HEADER, COPY_TRAILER};
 use super::config::PostgresConfig;
 use super::source::{split_table, table_columns};
 use crate::connectors::sql::Dialect;
-use crate::connectors::sql::{check_existing_columns, commit_record};
+use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
 use crate::connectors::types::{Column, ColumnType};
 use crate::connectors::values::Value;
 use crate::connectors::{
@@ -116,6 +116,21 @@ fn create_table_sql(
         D.quote(table)?,
         defs.join(", ")
     ))
+}
+
+/// Tags the writing session so a newer holder can find and end it (see `claim`).
+fn session_tag(sync_id: &str, fence: i64) -> String {
+    let id: String = sync_id
+        .chars()
+        .take(40)
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    format!("idra/{id}/{fence}")
+}
+
+fn session_prefix(sync_id: &str) -> String {
+    let tag = session_tag(sync_id, 0);
+    tag[..tag.len() - 1].to_string()
 }
 
 async fn check_fence(
@@ -282,6 +297,11 @@ impl Destination for PostgresDestination {
             .begin()
             .await
             .map_err(self.err("starting a transaction"))?;
+        sqlx::query("SELECT set_config('application_name', $1, true)")
+            .bind(session_tag(&req.commit.sync_id, req.commit.fence))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("tagging the session"))?;
         check_fence(&mut tx, req.commit).await?;
         if req.rows.num_rows() > 0 {
             let target = D.quote(req.table)?;
@@ -328,6 +348,58 @@ impl Destination for PostgresDestination {
         }
         record_commit(&mut tx, req.commit, req.table).await?;
         tx.commit().await.map_err(self.err("committing"))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        sync_id: &str,
+        table: &str,
+        fence: i64,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        self.ensure_fence_table().await?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        // A paused agent may still have a write transaction open under an older token:
+        // end its session, so that transaction can never commit.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND starts_with(application_name, $1) \
+             AND split_part(application_name, '/', 3) ~ '^[0-9]+$' AND split_part(application_name, '/', 3)::bigint < $2",
+        )
+        .bind(session_prefix(sync_id))
+        .bind(fence)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("ending an older holder's session"))?;
+        let fences: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = $1 FOR UPDATE"
+        ))
+        .bind(sync_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err("checking the fencing token"))?;
+        if let Some(stored) = fences.into_iter().max().filter(|s| *s > fence) {
+            return Err(fenced_off(sync_id, stored, fence));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, \"cursor\", updated_at) VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (sync_id, table_name) DO UPDATE SET fence = GREATEST({FENCE_TABLE}.fence, EXCLUDED.fence)"
+        ))
+        .bind(sync_id)
+        .bind(table)
+        .bind(fence)
+        .bind(serde_json::to_string(cursor).expect("cursors serialise"))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("raising the fencing token"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the claim"))?;
         Ok(())
     }
 

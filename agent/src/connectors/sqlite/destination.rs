@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite};
 
 use super::config::SqliteConfig;
 use super::source::{format_time, format_ts, format_tstz, table_columns};
-use crate::connectors::sql::{check_existing_columns, commit_record};
+use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
 use crate::connectors::sql::{insert_sql, rows_per_insert, Dialect};
 use crate::connectors::types::{columns_of, Column, ColumnType};
 use crate::connectors::values::{format_decimal, format_uuid, value_at, Value};
@@ -226,6 +226,37 @@ impl Destination for SqliteDestination {
                 Err(e)
             }
         }
+    }
+
+    async fn claim(
+        &self,
+        sync_id: &str,
+        table: &str,
+        fence: i64,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        let stored: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&format!(
+            "SELECT MAX(fence) FROM {FENCE_TABLE} WHERE sync_id = ?"
+        ))
+        .bind(sync_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err("checking the fencing token"))?;
+        if let Some(stored) = stored.filter(|s| *s > fence) {
+            return Err(fenced_off(sync_id, stored, fence));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor, updated_at) VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ')) \
+             ON CONFLICT (sync_id, table_name) DO UPDATE SET fence = MAX(fence, excluded.fence)"
+        ))
+        .bind(sync_id)
+        .bind(table)
+        .bind(fence)
+        .bind(serde_json::to_string(cursor).expect("cursors serialise"))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("raising the fencing token"))?;
+        Ok(())
     }
 
     async fn committed(
