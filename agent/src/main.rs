@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use idra_core::store::{self, EtcdOptions, Keys};
 
 /// Idra's agent.
@@ -16,6 +16,8 @@ use idra_core::store::{self, EtcdOptions, Keys};
 #[derive(Debug, Parser)]
 #[command(name = "idra-agent", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Run the syncs of this JSON file (single mode).
     #[arg(long, env = "IDRA_CONFIG")]
     config: Option<PathBuf>,
@@ -40,6 +42,19 @@ struct Cli {
     /// Lease TTL in seconds: how long after a crash the agent is considered gone.
     #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     lease_ttl: i64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the syncs and data sources of a JSON file (Idra's format or the original Idra's)
+    /// into the store given by --etcd or --data-dir, replacing those with the same names.
+    Import { file: PathBuf },
+    /// Print the store's syncs and data sources as JSON in Idra's format.
+    Export {
+        /// Include data source passwords in clear (they are left out by default).
+        #[arg(long)]
+        with_secrets: bool,
+    },
 }
 
 fn fail(message: impl std::fmt::Display) -> std::process::ExitCode {
@@ -112,9 +127,56 @@ async fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let keys = Keys::new(&cli.store_prefix);
+    match &cli.command {
+        Some(Command::Import { file }) => {
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+            };
+            let config = match idra_agent::config::parse(&text) {
+                Ok(c) => c,
+                Err(e) => return fail(format!("{}: {e}", file.display())),
+            };
+            return match idra_agent::config::store_io::import(
+                store.as_ref(),
+                &keys,
+                &cipher,
+                &config,
+            )
+            .await
+            {
+                Ok(n) => {
+                    println!(
+                        "imported {} data sources and {} syncs",
+                        n.datasources, n.syncs
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        Some(Command::Export { with_secrets }) => {
+            return match idra_agent::config::store_io::export(
+                store.as_ref(),
+                &keys,
+                &cipher,
+                *with_secrets,
+            )
+            .await
+            {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        None => {}
+    }
     let agent = idra_agent::cluster::ClusterAgent {
         store: Arc::clone(&store),
-        keys: Keys::new(&cli.store_prefix),
+        keys,
         cipher,
         lease_ttl: cli.lease_ttl,
         address: String::new(),

@@ -3,6 +3,7 @@
 
 mod legacy;
 mod native;
+pub mod store_io;
 
 use std::collections::BTreeMap;
 
