@@ -46,6 +46,10 @@ pub struct Cli {
     #[arg(long, env = "IDRA_WITH_AGENT")]
     pub with_agent: bool,
 
+    /// Bearer token that programs must send to the lock service at /locks (open without).
+    #[arg(long, env = "IDRA_LOCK_TOKEN", hide_env_values = true)]
+    pub lock_token: Option<String>,
+
     /// Agent lease TTL in seconds.
     #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     pub lease_ttl: i64,

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod cli;
+mod locks;
 mod router;
 mod security;
 mod session_store;

@@ -16,6 +16,8 @@ pub struct RouterConfig {
     pub leptos: LeptosOptions,
     /// Marks the session cookie `Secure`: set when users reach the server over https.
     pub secure_cookies: bool,
+    /// Bearer token the lock service requires, if any.
+    pub lock_token: Option<String>,
 }
 
 /// Leptos options from the environment cargo-leptos sets, with our defaults, so the binary
@@ -55,6 +57,10 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
 
     Router::new()
         .nest("/api/v1", crate::api::router(services.clone()))
+        .nest(
+            "/locks",
+            crate::locks::router(services.clone(), config.lock_token),
+        )
         .merge(ui)
         .layer(axum::middleware::from_fn_with_state(
             services,

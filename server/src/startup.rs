@@ -80,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 .public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
+            lock_token: cli.lock_token.clone(),
         },
     );
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {

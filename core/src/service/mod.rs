@@ -3,6 +3,7 @@
 
 mod error;
 mod limiter;
+pub mod locks;
 mod overview;
 mod password;
 mod users;

@@ -39,6 +39,7 @@ async fn app_with(admin_password: Option<&str>) -> App {
         RouterConfig {
             leptos: leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
             secure_cookies: false,
+            lock_token: None,
         },
     );
     App {
