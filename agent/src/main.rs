@@ -34,6 +34,18 @@ struct Cli {
     etcd_user: Option<String>,
     #[arg(long, env = "IDRA_ETCD_PASSWORD", hide_env_values = true)]
     etcd_password: Option<String>,
+
+    /// TLS: CA certificate (PEM) that signed etcd's certificate; use https:// endpoints.
+    #[arg(long, env = "IDRA_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+
+    /// TLS client certificate (PEM), for etcd's --client-cert-auth.
+    #[arg(long, env = "IDRA_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+
+    /// TLS client key (PEM).
+    #[arg(long, env = "IDRA_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
     /// Embedded store directory, when not using etcd (must not be open by a server).
     #[arg(long, env = "IDRA_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
@@ -116,6 +128,9 @@ async fn main() -> std::process::ExitCode {
         endpoints: cli.etcd.clone(),
         user: cli.etcd_user.clone(),
         password: cli.etcd_password.clone(),
+        ca: cli.etcd_ca.clone(),
+        cert: cli.etcd_cert.clone(),
+        key: cli.etcd_key.clone(),
     });
     let store = match store::open(etcd, &cli.data_dir).await {
         Ok(s) => s,

@@ -26,6 +26,18 @@ pub struct Cli {
     #[arg(long, env = "IDRA_ETCD_PASSWORD", hide_env_values = true)]
     pub etcd_password: Option<String>,
 
+    /// TLS: CA certificate (PEM) that signed etcd's certificate; use https:// endpoints.
+    #[arg(long, env = "IDRA_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+
+    /// TLS client certificate (PEM), for etcd's --client-cert-auth.
+    #[arg(long, env = "IDRA_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+
+    /// TLS client key (PEM).
+    #[arg(long, env = "IDRA_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
+
     /// Prefix of every key Idra writes in the store.
     #[arg(long, env = "IDRA_STORE_PREFIX", default_value = "/idra/")]
     pub store_prefix: String,

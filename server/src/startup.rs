@@ -31,6 +31,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         endpoints: cli.etcd.clone(),
         user: cli.etcd_user.clone(),
         password: cli.etcd_password.clone(),
+        ca: cli.etcd_ca.clone(),
+        cert: cli.etcd_cert.clone(),
+        key: cli.etcd_key.clone(),
     });
     let store = store::open(etcd, &cli.data_dir)
         .await

@@ -19,6 +19,50 @@ pub struct EtcdOptions {
     pub endpoints: Vec<String>,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// TLS: the CA that signed etcd's certificate (PEM); endpoints must be https://.
+    pub ca: Option<std::path::PathBuf>,
+    /// TLS client certificate and key (PEM), for etcd's --client-cert-auth.
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl EtcdOptions {
+    /// The TLS settings, reading the PEM files; errors name the flag to fix.
+    fn tls(&self) -> Result<Option<etcd::TlsOptions>, StoreError> {
+        if self.ca.is_none() && self.cert.is_none() && self.key.is_none() {
+            return Ok(None);
+        }
+        let endpoints = self.endpoints.join(",");
+        let bad = |message: String| StoreError::Unavailable {
+            endpoints: endpoints.clone(),
+            message,
+        };
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| bad(format!("{flag} {}: {e}", path.display())))
+        };
+        let mut tls = etcd::TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(etcd::Certificate::from_pem(read("--etcd-ca", ca)?));
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(etcd::Identity::from_pem(
+                    read("--etcd-cert", cert)?,
+                    read("--etcd-key", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(bad(
+                    "--etcd-cert and --etcd-key go together: give both or neither".into(),
+                ))
+            }
+        }
+        if self.endpoints.iter().any(|e| e.starts_with("http://")) {
+            return Err(bad("TLS options need https:// endpoints in --etcd".into()));
+        }
+        Ok(Some(tls))
+    }
 }
 
 impl EtcdOptions {
@@ -61,6 +105,9 @@ impl EtcdStore {
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        if let Some(tls) = options.tls()? {
+            connect = connect.with_tls(tls);
+        }
         if let Some(user) = &options.user {
             connect = connect.with_user(user.clone(), options.password.clone().unwrap_or_default());
         }
@@ -406,6 +453,20 @@ mod tests {
     fn prefix_end_increments_last_byte() {
         assert_eq!(prefix_end("/idra/"), b"/idra0".to_vec());
         assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+
+    #[test]
+    fn tls_options_name_the_flag_to_fix() {
+        let mut o = EtcdOptions::from_list("https://127.0.0.1:2379");
+        o.cert = Some("/nonexistent/client.pem".into());
+        let e = o.tls().err().unwrap().to_string();
+        assert!(e.contains("--etcd-cert and --etcd-key go together"), "{e}");
+        o.key = Some("/nonexistent/client-key.pem".into());
+        let e = o.tls().err().unwrap().to_string();
+        assert!(e.contains("--etcd-cert /nonexistent/client.pem"), "{e}");
+        let mut o = EtcdOptions::from_list("http://127.0.0.1:2379");
+        o.ca = Some("/etc/hostname".into());
+        assert!(o.tls().err().unwrap().to_string().contains("https://"));
     }
 
     #[test]
