@@ -1,4 +1,6 @@
-use idra_core::model::{AgentInfo, Counts, DataSource, MemberHealth, OffsetRow, SyncConfig};
+use idra_core::model::{
+    AgentInfo, ClusterView, Counts, DataSource, MemberHealth, OffsetRow, SyncConfig,
+};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -49,4 +51,11 @@ pub async fn list_agents() -> Result<Vec<AgentInfo>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_agents(&actor).await?)
+}
+
+#[server(endpoint = "cluster")]
+pub async fn cluster_status() -> Result<ClusterView, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?.cluster_view(&actor).await?)
 }

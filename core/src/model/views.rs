@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Offset;
+use super::{AgentInfo, Offset};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -26,4 +26,24 @@ pub struct MemberHealth {
     pub name: String,
     pub healthy: bool,
     pub detail: String,
+}
+
+/// The cluster as the Agents page shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub agents: Vec<AgentInfo>,
+    /// The elected leader's agent id.
+    pub leader: Option<String>,
+    /// Generation of the newest assignments.
+    pub generation: u64,
+    pub assignments: Vec<AssignmentRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRow {
+    pub sync_id: String,
+    pub sync_name: String,
+    /// None: enabled but not assigned yet (no agent alive, or the leader has not run).
+    pub agent: Option<String>,
+    pub generation: u64,
 }

@@ -1,7 +1,10 @@
 //! Read-only views for the dashboard and the list pages.
 
 use super::{require, ServiceError, Services};
-use crate::model::{AgentInfo, Counts, DataSource, OffsetRow, Role, SyncConfig, User};
+use crate::model::{
+    AgentInfo, Assignment, AssignmentRow, ClusterView, Counts, DataSource, OffsetRow, Role,
+    SyncConfig, User,
+};
 use crate::secret::DataSourceRecord;
 use crate::store::{decode, MemberHealth};
 
@@ -71,5 +74,41 @@ impl Services {
             });
         }
         Ok(out)
+    }
+
+    /// Agents, the leader and the assignment of every enabled sync.
+    pub async fn cluster_view(&self, actor: &User) -> Result<ClusterView, ServiceError> {
+        let agents = self.list_agents(actor).await?;
+        let leader = crate::store::leader(self.store.as_ref(), &self.keys.election())
+            .await?
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        let mut by_sync = std::collections::HashMap::new();
+        let mut generation = 0;
+        for kv in self.store.list_all(&self.keys.assignments()).await? {
+            let a: Assignment = decode(&kv.key, &kv.value)?;
+            generation = generation.max(a.generation);
+            by_sync.insert(a.sync_id.clone(), a);
+        }
+        let assignments = self
+            .list_syncs(actor)
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .map(|s| {
+                let a = by_sync.remove(&s.id);
+                AssignmentRow {
+                    sync_id: s.id,
+                    sync_name: s.name,
+                    generation: a.as_ref().map_or(0, |a| a.generation),
+                    agent: a.map(|a| a.agent),
+                }
+            })
+            .collect();
+        Ok(ClusterView {
+            agents,
+            leader,
+            generation,
+            assignments,
+        })
     }
 }
