@@ -80,8 +80,15 @@ impl EtcdOptions {
     }
 }
 
+/// Talks to one etcd member at a time and moves to the next one that answers when it
+/// stops answering. (A multi-endpoint client keeps sending to a dead member: every
+/// request then fails for as long as it stays down.)
 pub struct EtcdStore {
-    client: etcd::Client,
+    /// The member in use (index into `members`) and its client.
+    current: std::sync::Mutex<(usize, etcd::Client)>,
+    members: Vec<String>,
+    connect_options: etcd::ConnectOptions,
+    /// All endpoints, for messages.
     endpoints: String,
     /// One keep-alive stream per lease, reused across refreshes.
     keepers: Mutex<HashMap<LeaseId, (etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)>>,
@@ -111,19 +118,112 @@ impl EtcdStore {
         if let Some(user) = &options.user {
             connect = connect.with_user(user.clone(), options.password.clone().unwrap_or_default());
         }
-        let unavailable = |e: etcd::Error| StoreError::Unavailable {
-            endpoints: endpoints.clone(),
-            message: e.to_string(),
-        };
-        let mut client = etcd::Client::connect(options.endpoints.clone(), Some(connect))
-            .await
-            .map_err(unavailable)?;
-        client.status().await.map_err(unavailable)?;
-        Ok(Self {
-            client,
+        let mut last = None;
+        for (index, endpoint) in options.endpoints.iter().enumerate() {
+            match connect_one(endpoint, &connect).await {
+                Ok(client) => {
+                    return Ok(Self {
+                        current: std::sync::Mutex::new((index, client)),
+                        members: options.endpoints.clone(),
+                        connect_options: connect,
+                        endpoints,
+                        keepers: Mutex::new(HashMap::new()),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(StoreError::Unavailable {
             endpoints,
-            keepers: Mutex::new(HashMap::new()),
+            message: last.map(|e| e.to_string()).unwrap_or_default(),
         })
+    }
+
+    fn client(&self) -> (usize, etcd::Client) {
+        let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.0, guard.1.clone())
+    }
+
+    /// Moves off member `failed` to the next one that answers (if nobody moved already).
+    async fn rotate(&self, failed: usize) {
+        if self.client().0 != failed {
+            return;
+        }
+        for step in 1..=self.members.len() {
+            let index = (failed + step) % self.members.len();
+            if let Ok(client) = connect_one(&self.members[index], &self.connect_options).await {
+                let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                if guard.0 == failed {
+                    tracing::warn!(from = %self.members[failed], to = %self.members[index], "etcd member unreachable; switched");
+                    *guard = (index, client);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Runs `f` on the current member; on transport trouble moves to the next member and
+    /// tries again, once per member. Requests are retried whole, so they must be safe to
+    /// repeat: Idra's writes are puts or compare-guarded transactions.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(etcd::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd::Error>>,
+    {
+        let mut last = None;
+        for _ in 0..self.members.len().max(1) {
+            let (index, client) = self.client();
+            match f(client).await {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.err(e) {
+                    unavailable @ StoreError::Unavailable { .. } => {
+                        last = Some(unavailable);
+                        self.rotate(index).await;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    async fn keep_alive_once(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let mut keepers = self.keepers.lock().await;
+        let (keeper, stream) = match keepers.entry(lease) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let pair = self
+                    .call(|mut c| async move { c.lease_keep_alive(lease).await })
+                    .await?;
+                e.insert(pair)
+            }
+        };
+        let result = async {
+            keeper.keep_alive().await?;
+            stream.message().await
+        }
+        .await;
+        match result {
+            Ok(Some(resp)) if resp.ttl() > 0 => Ok(()),
+            Ok(_) => {
+                keepers.remove(&lease);
+                Err(StoreError::LeaseNotFound(lease))
+            }
+            Err(e) => {
+                keepers.remove(&lease);
+                match self.err(e) {
+                    StoreError::LeaseNotFound(_) => Err(StoreError::LeaseNotFound(lease)),
+                    unavailable @ StoreError::Unavailable { .. } => {
+                        // The next keep-alive opens a stream to a member that answers.
+                        let (index, _) = self.client();
+                        drop(keepers);
+                        self.rotate(index).await;
+                        Err(unavailable)
+                    }
+                    other => Err(other),
+                }
+            }
+        }
     }
 
     fn err(&self, e: etcd::Error) -> StoreError {
@@ -149,6 +249,16 @@ impl EtcdStore {
             },
         }
     }
+}
+
+/// A client for one member, checked with a status call so a dead member fails here.
+async fn connect_one(
+    endpoint: &str,
+    options: &etcd::ConnectOptions,
+) -> Result<etcd::Client, etcd::Error> {
+    let mut client = etcd::Client::connect([endpoint], Some(options.clone())).await?;
+    client.status().await?;
+    Ok(client)
 }
 
 fn to_kv(kv: &etcd::KeyValue) -> KeyValue {
@@ -216,11 +326,11 @@ impl Store for EtcdStore {
             .and_then(txn.success.iter().map(to_op).collect::<Vec<_>>())
             .or_else(txn.failure.iter().map(to_op).collect::<Vec<_>>());
         let resp = self
-            .client
-            .clone()
-            .txn(request)
-            .await
-            .map_err(|e| self.err(e))?;
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.txn(request).await }
+            })
+            .await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let results = resp
             .op_responses()
@@ -257,11 +367,11 @@ impl Store for EtcdStore {
             get = get.with_limit(options.limit as i64);
         }
         let resp = self
-            .client
-            .clone()
-            .get(start, Some(get))
-            .await
-            .map_err(|e| self.err(e))?;
+            .call(|mut c| {
+                let (start, get) = (start.clone(), get.clone());
+                async move { c.get(start, Some(get)).await }
+            })
+            .await?;
         Ok(ListPage {
             kvs: resp.kvs().iter().map(to_kv).collect(),
             more: resp.more(),
@@ -275,11 +385,12 @@ impl Store for EtcdStore {
             options = options.with_start_revision(from_revision);
         }
         let stream = self
-            .client
-            .clone()
-            .watch(prefix, Some(options))
-            .await
-            .map_err(|e| self.err(e))?;
+            .call(|mut c| {
+                let options = options.clone();
+                let prefix = prefix.to_string();
+                async move { c.watch(prefix, Some(options)).await }
+            })
+            .await?;
         let endpoints = self.endpoints.clone();
         // The stream owns the request side too: dropping it cancels the watch.
         let events = futures::stream::unfold((stream, false), move |(mut stream, done)| {
@@ -333,63 +444,36 @@ impl Store for EtcdStore {
 
     async fn grant_lease(&self, ttl_secs: i64) -> Result<LeaseId, StoreError> {
         let resp = self
-            .client
-            .clone()
-            .lease_grant(ttl_secs, None)
-            .await
-            .map_err(|e| self.err(e))?;
+            .call(|mut c| async move { c.lease_grant(ttl_secs, None).await })
+            .await?;
         Ok(resp.id())
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
-        let mut keepers = self.keepers.lock().await;
-        let (keeper, stream) = match keepers.entry(lease) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let pair = self
-                    .client
-                    .clone()
-                    .lease_keep_alive(lease)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                e.insert(pair)
-            }
-        };
-        let result = async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        }
-        .await;
-        match result {
-            Ok(Some(resp)) if resp.ttl() > 0 => Ok(()),
-            Ok(_) => {
-                keepers.remove(&lease);
-                Err(StoreError::LeaseNotFound(lease))
-            }
-            Err(e) => {
-                keepers.remove(&lease);
-                match self.err(e) {
-                    StoreError::LeaseNotFound(_) => Err(StoreError::LeaseNotFound(lease)),
-                    other => Err(other),
-                }
-            }
+        // A dead member costs one failed attempt: the second goes to the next member.
+        match self.keep_alive_once(lease).await {
+            Err(StoreError::Unavailable { .. }) => self.keep_alive_once(lease).await,
+            other => other,
         }
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
         self.keepers.lock().await.remove(&lease);
-        match self.client.clone().lease_revoke(lease).await {
+        match self
+            .call(|mut c| async move { c.lease_revoke(lease).await })
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(e) => match self.err(e) {
-                StoreError::LeaseNotFound(_) => Err(StoreError::LeaseNotFound(lease)),
-                other => Err(other),
-            },
+            Err(StoreError::LeaseNotFound(_)) => Err(StoreError::LeaseNotFound(lease)),
+            Err(other) => Err(other),
         }
     }
 
     async fn health(&self) -> Vec<MemberHealth> {
-        let mut client = self.client.clone();
-        let members = match client.member_list().await {
+        let members = match self
+            .call(|mut c| async move { c.member_list().await })
+            .await
+        {
             Ok(list) => list.members().to_vec(),
             Err(e) => {
                 return vec![MemberHealth {
