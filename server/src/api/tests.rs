@@ -504,3 +504,79 @@ async fn admin_password_from_the_environment_has_no_banner() {
     // Seeding happens once: a second bootstrap changes nothing.
     assert!(!app.services.bootstrap(None).await.unwrap());
 }
+
+/// The same HTTP surface over etcd (cluster mode): sessions are leased etcd keys, so any
+/// server replica serves any user.
+#[tokio::test]
+async fn cluster_mode_serves_from_etcd_and_shares_sessions_between_replicas() {
+    use idra_core::store::{EtcdOptions, EtcdStore};
+    let Ok(endpoints) = std::env::var("IDRA_TEST_ETCD") else {
+        if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") {
+            panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "skipped: server on etcd: IDRA_TEST_ETCD is not set"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::new(&format!("/idra-test/server-{}/", uuid_like()));
+    let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
+    let replica = |store: Arc<dyn Store>| {
+        let services = Services::new(store, keys.clone(), cipher.clone());
+        let site = dir.path().join("site");
+        let router = router(
+            services.clone(),
+            RouterConfig {
+                leptos: leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
+                secure_cookies: false,
+                lock_token: None,
+            },
+        );
+        (router, services)
+    };
+    let connect = || async {
+        Arc::new(
+            EtcdStore::connect(EtcdOptions::from_list(&endpoints))
+                .await
+                .unwrap(),
+        ) as Arc<dyn Store>
+    };
+    let (r1, s1) = replica(connect().await);
+    let (r2, _) = replica(connect().await);
+    assert!(s1.bootstrap(None).await.unwrap());
+    let one = App {
+        router: r1,
+        services: s1.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let cookie = one.sign_in("admin", "admin").await;
+    let sessions = s1.store.list_all(&keys.sessions()).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_ne!(sessions[0].lease, 0, "sessions are leased etcd keys");
+    // The other replica knows the session.
+    let two = App {
+        router: r2,
+        services: s1.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let me = two
+        .call("GET", "/api/v1/session", Some(&cookie), None, None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["username"], "admin");
+    let health = two.call("GET", "/api/v1/health", None, None, None).await;
+    assert_eq!(health.json()["store"], "etcd");
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
