@@ -207,6 +207,13 @@ async fn crash_between_destination_and_offset_commit(write_mode: &str) {
     assert_eq!(dst.count(&d).await, 50);
     assert_eq!(dst.duplicates(&d).await, 0);
     assert_eq!(dst.rows(&d).await, src.rows(&s).await);
+    // The primary key, deferred during the insert-mode load, exists once it caught up.
+    let pk = dst
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM pg_index WHERE indrelid = '{d}'::regclass AND indisprimary"
+        ))
+        .await;
+    assert_eq!(pk, 1, "primary key added after the load");
 }
 
 #[tokio::test]

@@ -462,7 +462,7 @@ async fn stale_token_is_refused(dst: Db) {
         Column::new("v", ColumnType::Text, true),
     ];
     assert!(
-        dest.ensure_table(&d, &columns, &["id".to_string()])
+        dest.ensure_table(&d, &columns, &["id".to_string()], false)
             .await
             .unwrap(),
         "created"

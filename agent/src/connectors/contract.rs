@@ -79,12 +79,19 @@ pub trait Destination: Send + Sync {
     async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError>;
     /// Creates `table` when missing (types mapped per dialect, key columns as primary key);
     /// checks that an existing table has every column. True when it created the table.
+    /// With `defer_keys` a destination may create the table without its primary key, for a
+    /// faster bulk load; [`Destination::finish_load`] adds it once the load has caught up.
     async fn ensure_table(
         &self,
         table: &str,
         columns: &[Column],
         keys: &[String],
+        defer_keys: bool,
     ) -> Result<bool, ConnectorError>;
+    /// Adds the primary key on `keys` if `table` has none yet (see `defer_keys`).
+    async fn finish_load(&self, _table: &str, _keys: &[String]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
     /// Writes the rows and the commit record in one transaction.
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError>;
     /// Taking a sync over (cluster mode): raises the sync's fencing token in the destination

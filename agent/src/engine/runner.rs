@@ -178,8 +178,15 @@ impl Runner {
                 .await?;
             (load, true)
         } else {
+            // Insert-mode loads into a new table may build the primary key at the end.
+            let defer_keys = sync.write_mode == idra_core::model::WriteMode::Insert;
             let created = dest
-                .ensure_table(&sync.destination.table, &columns, &sync.key_columns)
+                .ensure_table(
+                    &sync.destination.table,
+                    &columns,
+                    &sync.key_columns,
+                    defer_keys,
+                )
                 .await?;
             (sync.destination.table.clone(), created)
         };
@@ -333,6 +340,9 @@ impl Runner {
         .await;
         reader.abort();
         let stopped = result?;
+        if !stopped {
+            dest.finish_load(&target, &sync.key_columns).await?;
+        }
         if overwrite && !stopped {
             dest.finish_overwrite(&sync.destination.table, &target)
                 .await?;

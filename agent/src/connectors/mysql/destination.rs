@@ -169,6 +169,7 @@ impl Destination for MysqlDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
+        _defer_keys: bool,
     ) -> Result<bool, ConnectorError> {
         sqlx::query(&format!(
             "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, fence BIGINT NOT NULL, cursor_json TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (sync_id, table_name)) DEFAULT CHARSET=utf8mb4"
@@ -376,7 +377,7 @@ impl Destination for MysqlDestination {
             .execute(&self.pool)
             .await
             .map_err(self.err("dropping an old load table"))?;
-        self.ensure_table(&load, columns, keys).await?;
+        self.ensure_table(&load, columns, keys, false).await?;
         Ok(load)
     }
 

@@ -250,11 +250,13 @@ impl Destination for PostgresDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
+        defer_keys: bool,
     ) -> Result<bool, ConnectorError> {
         self.ensure_fence_table().await?;
         let existing = table_columns(&self.pool, table, &self.display).await?;
         let mut exact = self.exact.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if existing.is_empty() {
+            let keys = if defer_keys { &[][..] } else { keys };
             self.create_if_missing(
                 &create_table_sql(table, columns, keys)?,
                 &format!("creating table {table}"),
@@ -403,6 +405,32 @@ impl Destination for PostgresDestination {
         Ok(())
     }
 
+    async fn finish_load(&self, table: &str, keys: &[String]) -> Result<(), ConnectorError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let has_primary: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)",
+        )
+        .bind(D.quote(table)?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err(&format!("looking for the primary key of {table}")))?;
+        if !has_primary {
+            // One sorted build after the load is much cheaper than maintaining the index
+            // row by row during it.
+            sqlx::query(&format!(
+                "ALTER TABLE {} ADD PRIMARY KEY ({})",
+                D.quote(table)?,
+                D.quote_all(keys)?.join(", ")
+            ))
+            .execute(&self.pool)
+            .await
+            .map_err(self.err(&format!("adding the primary key of {table}")))?;
+        }
+        Ok(())
+    }
+
     async fn committed(
         &self,
         sync_id: &str,
@@ -506,7 +534,7 @@ impl Destination for PostgresDestination {
             .execute(&self.pool)
             .await
             .map_err(self.err("dropping an old load table"))?;
-        self.ensure_table(&load, columns, keys).await?;
+        self.ensure_table(&load, columns, keys, false).await?;
         Ok(load)
     }
 

@@ -141,6 +141,7 @@ impl Destination for SqliteDestination {
         table: &str,
         columns: &[Column],
         keys: &[String],
+        _defer_keys: bool,
     ) -> Result<bool, ConnectorError> {
         sqlx::query(&format!(
             "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id TEXT NOT NULL, table_name TEXT NOT NULL, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (sync_id, table_name))"
@@ -375,7 +376,7 @@ impl Destination for SqliteDestination {
             .execute(&self.pool)
             .await
             .map_err(self.err("dropping an old load table"))?;
-        self.ensure_table(&load, columns, keys).await?;
+        self.ensure_table(&load, columns, keys, false).await?;
         Ok(load)
     }
 
