@@ -646,3 +646,45 @@ async fn test_connection_and_discover_on_every_connector() {
         .unwrap_err();
     assert!(e.message.contains("password"), "{e}");
 }
+
+#[tokio::test]
+async fn a_hand_edited_offset_wins_over_the_destinations_record() {
+    use idra_core::model::{Cursor, Offset};
+    let (src, dst) = (Db::pg(), Db::pg());
+    let s = unique("edit");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 30, minute).await;
+    let d = unique("edit_copy");
+    let mut h = Harness::new(
+        sync("edited", &s, &d, SyncMode::ById, WriteMode::Insert),
+        &src,
+        &dst,
+    );
+    h.sync_until(&dst, &d, 30).await;
+    // Someone re-copies ids 21..30: deletes them and sets the offset back by hand.
+    dst.exec(&format!("DELETE FROM {d} WHERE id > 20")).await;
+    let edited = Offset {
+        cursor: Cursor::Id { last_id: 20 },
+        fence: 0,
+        updated_at: chrono::Utc::now(),
+        edited: true,
+    };
+    h.runner
+        .offsets
+        .commit(&h.runner.job.sync.id, &edited)
+        .await
+        .unwrap();
+    h.sync_until(&dst, &d, 30).await;
+    assert_eq!(dst.duplicates(&d).await, 0);
+    let after = h
+        .runner
+        .offsets
+        .load(&h.runner.job.sync.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !after.edited,
+        "the first commit after the edit clears the mark"
+    );
+}

@@ -166,6 +166,7 @@ mod tests {
             cursor: Cursor::Id { last_id: 42 },
             fence: 0,
             updated_at: chrono::Utc::now(),
+            edited: false,
         };
         o.commit("s1", &offset).await.unwrap();
         let again = FileOffsets::open(dir.path()).unwrap();

@@ -95,6 +95,10 @@ impl Runner {
         let sync = &self.job.sync;
         match sync.mode {
             SyncMode::ById | SyncMode::ByTimestamp => {
+                // A person set the offset by hand (the sync was paused): start there.
+                if let Some(o) = self.offsets.load(&sync.id).await?.filter(|o| o.edited) {
+                    return Ok(o.cursor);
+                }
                 // A table Idra has just created holds nothing, whatever an old record says.
                 if !created {
                     if let Some(commit) = dest.committed(&sync.id, &sync.destination.table).await? {
@@ -307,6 +311,7 @@ impl Runner {
                                 cursor: cursor.clone(),
                                 fence: self.job.fence,
                                 updated_at: Utc::now(),
+                                edited: false,
                             },
                         )
                         .await?;

@@ -12,9 +12,9 @@ mod views;
 
 pub use agent::{AgentInfo, Assignment};
 pub use datasource::{split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput};
-pub use offset::{Cursor, Offset};
+pub use offset::{Cursor, Offset, OffsetChange};
 pub use status::{SyncState, SyncStatus};
-pub use sync::{Endpoint, SyncConfig, SyncMode, WriteMode};
+pub use sync::{Endpoint, SyncConfig, SyncInput, SyncMode, WriteMode};
 pub use user::{NewUser, Role, User, UserRecord};
 pub use validation::{validate_identifier, validate_name, ValidationError};
 pub use views::{AssignmentRow, ClusterView, Counts, MemberHealth, OffsetRow};

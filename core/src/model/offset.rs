@@ -32,6 +32,10 @@ pub struct Offset {
     pub cursor: Cursor,
     pub fence: i64,
     pub updated_at: DateTime<Utc>,
+    /// Set by a person through the UI or API; the next run starts here (instead of at the
+    /// destination's own commit record) and its first commit clears it.
+    #[serde(default)]
+    pub edited: bool,
 }
 
 impl Cursor {
@@ -65,4 +69,14 @@ mod tests {
         assert_eq!(json, r#"{"kind":"id","last_id":42}"#);
         assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), c);
     }
+}
+
+/// One change of a sync's offset by a person, kept for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffsetChange {
+    pub sync_id: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub old: Option<Cursor>,
+    pub new: Cursor,
 }

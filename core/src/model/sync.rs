@@ -82,6 +82,63 @@ fn enabled_default() -> bool {
     true
 }
 
+/// A sync as a user submits it (create or replace); the server assigns id and times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncInput {
+    pub name: String,
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    pub mode: SyncMode,
+    #[serde(default)]
+    pub write_mode: WriteMode,
+    pub key_columns: Vec<String>,
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u32,
+    #[serde(default)]
+    pub settle_secs: u32,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+}
+
+fn default_batch() -> u32 {
+    10_000
+}
+
+fn default_poll() -> u32 {
+    5
+}
+
+impl SyncInput {
+    pub fn into_config(
+        self,
+        id: String,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> SyncConfig {
+        SyncConfig {
+            id,
+            name: self.name,
+            source: self.source,
+            destination: self.destination,
+            mode: self.mode,
+            write_mode: self.write_mode,
+            key_columns: self.key_columns,
+            timestamp_column: self.timestamp_column.filter(|t| !t.is_empty()),
+            batch_size: self.batch_size,
+            poll_interval_secs: self.poll_interval_secs,
+            settle_secs: self.settle_secs,
+            enabled: self.enabled,
+            created_at,
+            updated_at: now,
+        }
+    }
+}
+
 pub const MAX_BATCH_SIZE: u32 = 1_000_000;
 
 impl SyncConfig {

@@ -1,6 +1,7 @@
 //! Business rules shared by the UI's server functions and the REST API, so that roles are
 //! enforced in exactly one place. Every operation takes the acting user.
 
+mod catalog;
 mod error;
 mod limiter;
 pub mod locks;

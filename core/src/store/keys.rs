@@ -80,6 +80,10 @@ impl Keys {
     pub fn offset(&self, sync_id: &str) -> String {
         self.join("offsets", sync_id)
     }
+    /// `offset_changes/<sync-id>/<time>`: who changed an offset by hand, and how.
+    pub fn offset_changes(&self, sync_id: &str) -> String {
+        self.join("offset_changes", &format!("{sync_id}/"))
+    }
     pub fn statuses(&self) -> String {
         self.join("status", "")
     }

@@ -580,3 +580,260 @@ fn uuid_like() -> String {
             .as_nanos()
     )
 }
+
+#[tokio::test]
+async fn data_sources_and_syncs_through_the_api() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let pg = "postgres://postgres:not-shown@127.0.0.1:5432/test";
+    let ds = app
+        .call(
+            "POST",
+            "/api/v1/datasources",
+            Some(&admin),
+            Some(json!({"name": "warehouse", "kind": "postgres", "connection_string": pg})),
+            None,
+        )
+        .await;
+    assert_eq!(ds.status, StatusCode::CREATED, "{}", ds.body);
+    assert!(
+        !ds.body.contains("not-shown"),
+        "the password never comes back: {}",
+        ds.body
+    );
+    assert_eq!(ds.json()["secrets_set"], json!(["password"]));
+    let id = ds.json()["id"].as_str().unwrap().to_string();
+
+    // The connector's real check, and discovery.
+    let test = app
+        .call(
+            "POST",
+            &format!("/api/v1/datasources/{id}/test"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(test.status, StatusCode::OK, "{}", test.body);
+    let tables = app
+        .call(
+            "GET",
+            &format!("/api/v1/datasources/{id}/discover"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(tables.status, StatusCode::OK);
+    assert!(tables
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["columns"].is_array()));
+    let bad = app
+        .call("POST", "/api/v1/datasources", Some(&admin), Some(json!({"name": "nowhere", "kind": "postgres", "connection_string": "postgres://postgres@127.0.0.1:1/test"})), None)
+        .await;
+    let bad_id = bad.json()["id"].as_str().unwrap().to_string();
+    let failed = app
+        .call(
+            "POST",
+            &format!("/api/v1/datasources/{bad_id}/test"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        failed.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{}",
+        failed.body
+    );
+    let dup = app
+        .call("POST", "/api/v1/datasources", Some(&admin), Some(json!({"name": "warehouse", "kind": "mysql", "connection_string": "mysql://root@h/db"})), None)
+        .await;
+    assert_eq!(
+        (dup.status, dup.json()["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+    );
+
+    // A sync between them; bad input names the field.
+    let sync = json!({"name": "orders", "source": {"datasource_id": id, "table": "public.orders"},
+        "destination": {"datasource_id": id, "table": "orders_copy"}, "mode": "by_id", "key_columns": ["id"]});
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/syncs",
+            Some(&admin),
+            Some(sync.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let sid = created.json()["id"].as_str().unwrap().to_string();
+    let mut wrong = sync.clone();
+    wrong["name"] = json!("other");
+    wrong["destination"]["datasource_id"] = json!("missing");
+    let refused = app
+        .call("POST", "/api/v1/syncs", Some(&admin), Some(wrong), None)
+        .await;
+    assert_eq!(refused.json()["field"], "destination.datasource_id");
+
+    // In use: the data source cannot go, and the answer names the sync.
+    let in_use = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/datasources/{id}"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT);
+    assert!(in_use.json()["error"].as_str().unwrap().contains("orders"));
+
+    // Offsets: only while paused, compare-and-swap, recorded.
+    let cursor = json!({"kind": "id", "last_id": 500});
+    let running = app
+        .call(
+            "PUT",
+            &format!("/api/v1/syncs/{sid}/offset"),
+            Some(&admin),
+            Some(json!({"expected": null, "cursor": cursor})),
+            None,
+        )
+        .await;
+    assert_eq!(running.status, StatusCode::CONFLICT, "{}", running.body);
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/api/v1/syncs/{sid}/pause"),
+            Some(&admin),
+            None,
+            None
+        )
+        .await
+        .json()["enabled"],
+        false
+    );
+    let stale = app
+        .call(
+            "PUT",
+            &format!("/api/v1/syncs/{sid}/offset"),
+            Some(&admin),
+            Some(json!({"expected": {"kind": "id", "last_id": 7}, "cursor": cursor})),
+            None,
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    let set = app
+        .call(
+            "PUT",
+            &format!("/api/v1/syncs/{sid}/offset"),
+            Some(&admin),
+            Some(json!({"expected": null, "cursor": cursor})),
+            None,
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.json()["edited"], true);
+    let changes = app
+        .call(
+            "GET",
+            &format!("/api/v1/syncs/{sid}/offset/changes"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(changes.json()[0]["by"], "admin");
+    assert_eq!(changes.json()[0]["new"]["last_id"], 500);
+
+    // A viewer reads but cannot change.
+    app.call(
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": "val", "password": "viewer-pass-2", "role": "viewer"})),
+        None,
+    )
+    .await;
+    let viewer = app.sign_in("val", "viewer-pass-2").await;
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/v1/syncs/{sid}"),
+            Some(&viewer),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/v1/syncs/{sid}/status"),
+            Some(&viewer),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/api/v1/syncs/{sid}/resume"),
+            Some(&viewer),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/api/v1/datasources/{id}/test"),
+            Some(&viewer),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/api/v1/syncs/{sid}"),
+            Some(&admin),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/api/v1/datasources/{id}"),
+            Some(&admin),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+}
