@@ -6,3 +6,4 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod membership;
+pub mod probe;

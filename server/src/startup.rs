@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use idra_core::secret::Cipher;
 use idra_core::service::Services;
@@ -41,7 +42,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let cipher =
         Cipher::load((!cluster).then_some(cli.data_dir.as_path())).map_err(|e| e.to_string())?;
     let keys = Keys::new(&cli.store_prefix);
-    let services = Services::new(store.clone(), keys.clone(), cipher);
+    let services = Services::new(store.clone(), keys.clone(), cipher)
+        .with_probe(Arc::new(idra_agent::probe::ConnectorProbe));
 
     let admin_password = std::env::var(idra_core::service::ADMIN_PASSWORD_ENV).ok();
     if services

@@ -17,4 +17,6 @@ pub use status::{SyncState, SyncStatus};
 pub use sync::{Endpoint, SyncConfig, SyncInput, SyncMode, WriteMode};
 pub use user::{NewUser, Role, User, UserRecord};
 pub use validation::{validate_identifier, validate_name, ValidationError};
-pub use views::{AssignmentRow, ClusterView, Counts, MemberHealth, OffsetRow};
+pub use views::{
+    AssignmentRow, ClusterView, ColumnView, Counts, MemberHealth, OffsetRow, TableView,
+};

@@ -47,3 +47,18 @@ pub struct AssignmentRow {
     pub agent: Option<String>,
     pub generation: u64,
 }
+
+/// A table a data source offers, for the sync editor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableView {
+    pub name: String,
+    pub columns: Vec<ColumnView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnView {
+    pub name: String,
+    /// Idra's type name (int64, text, decimal(12,2), …).
+    pub ty: String,
+    pub nullable: bool,
+}

@@ -7,6 +7,7 @@ mod limiter;
 pub mod locks;
 mod overview;
 mod password;
+pub mod probe;
 mod users;
 
 pub use users::ADMIN_PASSWORD_ENV;
@@ -27,6 +28,8 @@ pub struct Services {
     pub keys: Keys,
     pub cipher: Cipher,
     pub limiter: Arc<LoginLimiter>,
+    /// Connection checks through the connectors (the server provides them).
+    pub probe: Option<Arc<dyn probe::Probe>>,
 }
 
 impl Services {
@@ -36,7 +39,13 @@ impl Services {
             keys,
             cipher,
             limiter: Arc::new(LoginLimiter::default()),
+            probe: None,
         }
+    }
+
+    pub fn with_probe(mut self, probe: Arc<dyn probe::Probe>) -> Self {
+        self.probe = Some(probe);
+        self
     }
 }
 

@@ -1,8 +1,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use idra_agent::connectors::{self, ConnectionSpec};
-use idra_core::model::{DataSource, DataSourceInput};
+use idra_core::model::{DataSource, DataSourceInput, TableView};
 use idra_core::service::Services;
 use serde_json::{json, Value};
 
@@ -53,37 +52,16 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn spec(
-    s: &Services,
-    a: &idra_core::model::User,
-    id: &str,
-) -> Result<ConnectionSpec, ApiError> {
-    let record = s.datasource_for_connecting(a, id).await?;
-    let secrets = record
-        .open_secrets(&s.cipher)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(ConnectionSpec {
-        kind: record.source.kind,
-        connection_string: record.source.connection_string,
-        options: record.source.options,
-        secrets,
-    })
-}
-
-fn connector_error(e: connectors::ConnectorError) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.message)
-}
-
 /// Runs the connector's own check (connect and a trivial query).
 pub async fn test(
     State(s): State<Services>,
     Actor(a): Actor,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let spec = spec(&s, &a, &id).await?;
-    let source = connectors::open_source(&spec).map_err(connector_error)?;
-    source.test_connection().await.map_err(connector_error)?;
-    Ok(Json(json!({"ok": true})))
+    match s.test_datasource(&a, &id).await? {
+        Ok(()) => Ok(Json(json!({"ok": true}))),
+        Err(message) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+    }
 }
 
 /// Tables and their columns, for the sync editor.
@@ -91,15 +69,9 @@ pub async fn discover(
     State(s): State<Services>,
     Actor(a): Actor,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let spec = spec(&s, &a, &id).await?;
-    let source = connectors::open_source(&spec).map_err(connector_error)?;
-    let tables = source.discover().await.map_err(connector_error)?;
-    Ok(Json(json!(tables
-        .into_iter()
-        .map(|t| json!({
-            "name": t.name,
-            "columns": t.columns.iter().map(|c| json!({"name": c.name, "type": c.ty.name(), "nullable": c.nullable})).collect::<Vec<_>>(),
-        }))
-        .collect::<Vec<_>>())))
+) -> Result<Json<Vec<TableView>>, ApiError> {
+    match s.discover_datasource(&a, &id).await? {
+        Ok(tables) => Ok(Json(tables)),
+        Err(message) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+    }
 }

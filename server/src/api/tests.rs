@@ -28,7 +28,8 @@ async fn app_with(admin_password: Option<&str>) -> App {
             .unwrap(),
     );
     let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
-    let services = Services::new(store, Keys::default(), cipher);
+    let services = Services::new(store, Keys::default(), cipher)
+        .with_probe(Arc::new(idra_agent::probe::ConnectorProbe));
     assert!(services
         .bootstrap(admin_password.map(String::from))
         .await
