@@ -2,6 +2,7 @@
 //! signed-in user's role checked by `idra_core::service`.
 
 mod auth;
+mod datasources;
 mod error;
 mod overview;
 #[cfg(feature = "ssr")]
@@ -9,6 +10,7 @@ pub mod server;
 mod users;
 
 pub use auth::*;
+pub use datasources::*;
 pub use error::UiError;
 pub use overview::*;
 pub use users::*;

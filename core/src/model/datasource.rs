@@ -47,6 +47,36 @@ impl ConnectorKind {
         }
     }
 
+    /// The name used in JSON and forms (`postgres`, `sql_server`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Postgres => "postgres",
+            ConnectorKind::Mysql => "mysql",
+            ConnectorKind::Sqlite => "sqlite",
+            ConnectorKind::SqlServer => "sql_server",
+            ConnectorKind::MongoDb => "mongo_db",
+            ConnectorKind::Kafka => "kafka",
+            ConnectorKind::S3 => "s3",
+            ConnectorKind::Http => "http",
+            ConnectorKind::RabbitMq => "rabbit_mq",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "kind",
+                    format!(
+                        "`{s}` is not a kind; use one of {}",
+                        Self::ALL.map(|k| k.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+
     /// Option names whose values are secrets for this kind: encrypted at rest and never sent
     /// to a client. A password embedded in a connection string is moved to `password`.
     pub fn secret_fields(self) -> &'static [&'static str] {
@@ -180,6 +210,18 @@ mod tests {
             options: BTreeMap::new(),
             secrets: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn kind_names_match_serde() {
+        for k in ConnectorKind::ALL {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
+            assert_eq!(ConnectorKind::parse(k.as_str()).unwrap(), k);
+        }
+        assert_eq!(ConnectorKind::parse("oracle").unwrap_err().field, "kind");
     }
 
     #[test]

@@ -70,6 +70,50 @@ impl Services {
         Ok(probe.discover(target).await)
     }
 
+    /// Checks a data source as typed in a form, before saving. For an existing data source
+    /// a secret the form left alone (`keep`) is taken from the store.
+    pub async fn test_datasource_input(
+        &self,
+        actor: &User,
+        id: Option<&str>,
+        input: crate::model::DataSourceInput,
+    ) -> Result<Result<(), String>, ServiceError> {
+        require(actor, Role::Editor)?;
+        let input = input.normalize()?;
+        let mut secrets = match id {
+            Some(id) => {
+                let record = self.datasource_for_connecting(actor, id).await?;
+                record
+                    .open_secrets(&self.cipher)
+                    .map_err(|e| ServiceError::Conflict(e.to_string()))?
+            }
+            None => BTreeMap::new(),
+        };
+        for (name, action) in &input.secrets {
+            match action {
+                crate::model::SecretInput::Keep => {}
+                crate::model::SecretInput::Clear => {
+                    secrets.remove(name);
+                }
+                crate::model::SecretInput::Set(v) => {
+                    secrets.insert(name.clone(), Secret::new(v.clone()));
+                }
+            }
+        }
+        let probe = self
+            .probe
+            .as_deref()
+            .ok_or_else(|| ServiceError::Conflict("this server has no connectors".into()))?;
+        Ok(probe
+            .test(ProbeTarget {
+                kind: input.kind,
+                connection_string: input.connection_string,
+                options: input.options,
+                secrets,
+            })
+            .await)
+    }
+
     /// Connector kinds that work in this build (the others are listed but unavailable).
     pub fn available_kinds(&self, actor: &User) -> Result<Vec<ConnectorKind>, ServiceError> {
         require(actor, Role::Viewer)?;

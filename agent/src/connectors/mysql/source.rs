@@ -18,6 +18,9 @@ use crate::connectors::{
 const D: Dialect = Dialect::MySql;
 
 pub struct MysqlSource {
+    /// For connection tests: one direct connection fails at once with the real reason,
+    /// where the pool would keep retrying until its timeout.
+    options: sqlx::mysql::MySqlConnectOptions,
     pool: MySqlPool,
     display: String,
 }
@@ -26,6 +29,7 @@ impl MysqlSource {
     pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
         let config = MysqlConfig::from_spec(spec)?;
         Ok(Self {
+            options: config.options.clone(),
             pool: config.pool(2),
             display: config.display,
         })
@@ -193,10 +197,15 @@ fn cell(row: &MySqlRow, i: usize, col: &Column) -> Result<Value, ConnectorError>
 #[async_trait]
 impl Source for MysqlSource {
     async fn test_connection(&self) -> Result<(), ConnectorError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        use sqlx::Connection;
+        let mut c = sqlx::mysql::MySqlConnection::connect_with(&self.options)
             .await
             .map_err(|e| from_sqlx(e, &self.display))?;
+        sqlx::query("SELECT 1")
+            .execute(&mut c)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        let _ = c.close().await;
         Ok(())
     }
 

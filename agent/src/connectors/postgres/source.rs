@@ -25,6 +25,9 @@ const D: Dialect = Dialect::Postgres;
 const SETTLED: &str = "age(xmin) > age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid)";
 
 pub struct PostgresSource {
+    /// For connection tests: one direct connection fails at once with the real reason,
+    /// where the pool would keep retrying until its timeout.
+    options: sqlx::postgres::PgConnectOptions,
     pool: PgPool,
     display: String,
 }
@@ -33,6 +36,7 @@ impl PostgresSource {
     pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
         let config = PostgresConfig::from_spec(spec)?;
         Ok(Self {
+            options: config.options.clone(),
             pool: config.pool(2),
             display: config.display,
         })
@@ -191,10 +195,15 @@ pub(super) fn append_row(
 #[async_trait]
 impl Source for PostgresSource {
     async fn test_connection(&self) -> Result<(), ConnectorError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        use sqlx::Connection;
+        let mut c = sqlx::postgres::PgConnection::connect_with(&self.options)
             .await
             .map_err(|e| from_sqlx(e, &self.display))?;
+        sqlx::query("SELECT 1")
+            .execute(&mut c)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        let _ = c.close().await;
         Ok(())
     }
 

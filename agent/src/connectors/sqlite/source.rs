@@ -18,6 +18,9 @@ use crate::connectors::{
 const D: Dialect = Dialect::Sqlite;
 
 pub struct SqliteSource {
+    /// For connection tests: one direct connection fails at once with the real reason,
+    /// where the pool would keep retrying until its timeout.
+    options: sqlx::sqlite::SqliteConnectOptions,
     pool: SqlitePool,
     display: String,
 }
@@ -26,6 +29,7 @@ impl SqliteSource {
     pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
         let config = SqliteConfig::from_spec(spec, false)?;
         Ok(Self {
+            options: config.options.clone(),
             pool: config.pool(),
             display: config.display,
         })
@@ -262,10 +266,15 @@ fn cell(row: &SqliteRow, i: usize, col: &Column) -> Result<Value, ConnectorError
 #[async_trait]
 impl Source for SqliteSource {
     async fn test_connection(&self) -> Result<(), ConnectorError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        use sqlx::Connection;
+        let mut c = sqlx::sqlite::SqliteConnection::connect_with(&self.options)
             .await
             .map_err(|e| from_sqlx(e, &self.display))?;
+        sqlx::query("SELECT 1")
+            .execute(&mut c)
+            .await
+            .map_err(|e| from_sqlx(e, &self.display))?;
+        let _ = c.close().await;
         Ok(())
     }
 
