@@ -7,12 +7,14 @@ mod error;
 mod overview;
 #[cfg(feature = "ssr")]
 pub mod server;
+mod syncs;
 mod users;
 
 pub use auth::*;
 pub use datasources::*;
 pub use error::UiError;
 pub use overview::*;
+pub use syncs::*;
 pub use users::*;
 
 /// Session entry holding the signed-in username (shared with the REST API).

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentInfo, Offset};
+use super::{AgentInfo, Offset, SyncConfig, SyncStatus};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -61,4 +61,22 @@ pub struct ColumnView {
     /// Idra's type name (int64, text, decimal(12,2), …).
     pub ty: String,
     pub nullable: bool,
+}
+
+/// One row of the Syncs page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRow {
+    pub sync: SyncConfig,
+    pub source_name: String,
+    pub destination_name: String,
+    pub status: SyncStatus,
+}
+
+/// A page of syncs, searched and paged on the server (fast with thousands of syncs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncPage {
+    pub rows: Vec<SyncRow>,
+    pub total: usize,
+    pub page: usize,
+    pub page_size: usize,
 }

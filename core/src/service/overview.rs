@@ -3,7 +3,7 @@
 use super::{require, ServiceError, Services};
 use crate::model::{
     AgentInfo, Assignment, AssignmentRow, ClusterView, Counts, DataSource, OffsetRow, Role,
-    SyncConfig, User,
+    SyncConfig, SyncPage, SyncRow, SyncStatus, User,
 };
 use crate::secret::DataSourceRecord;
 use crate::store::{decode, MemberHealth};
@@ -109,6 +109,64 @@ impl Services {
             leader,
             generation,
             assignments,
+        })
+    }
+
+    /// Syncs whose name or tables contain `search`, sorted by name, one page at a time;
+    /// statuses are read for that page only.
+    pub async fn sync_page(
+        &self,
+        actor: &User,
+        search: &str,
+        page: usize,
+        page_size: usize,
+    ) -> Result<SyncPage, ServiceError> {
+        let page_size = page_size.clamp(1, 500);
+        let needle = search.trim().to_lowercase();
+        let names: std::collections::HashMap<String, String> = self
+            .list_datasources(actor)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
+        let mut syncs: Vec<SyncConfig> = self
+            .list_syncs(actor)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                needle.is_empty()
+                    || s.name.to_lowercase().contains(&needle)
+                    || s.source.table.to_lowercase().contains(&needle)
+                    || s.destination.table.to_lowercase().contains(&needle)
+            })
+            .collect();
+        syncs.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        let total = syncs.len();
+        let mut rows = Vec::new();
+        for sync in syncs.into_iter().skip(page * page_size).take(page_size) {
+            let key = self.keys.status(&sync.id);
+            let status: SyncStatus = match self.store.get(&key).await? {
+                Some(kv) => decode(&key, &kv.value).unwrap_or_default(),
+                None => SyncStatus::default(),
+            };
+            let name = |id: &str| {
+                names
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{id} (missing)"))
+            };
+            rows.push(SyncRow {
+                source_name: name(&sync.source.datasource_id),
+                destination_name: name(&sync.destination.datasource_id),
+                sync,
+                status,
+            });
+        }
+        Ok(SyncPage {
+            rows,
+            total,
+            page,
+            page_size,
         })
     }
 }

@@ -1,0 +1,117 @@
+use idra_core::model::{SyncConfig, SyncPage, TableView};
+use leptos::prelude::*;
+
+use super::UiError;
+
+pub const PAGE_SIZE: usize = 50;
+
+#[server(endpoint = "syncs/page")]
+pub async fn list_sync_page(search: String, page: usize) -> Result<SyncPage, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?
+        .sync_page(&actor, &search, page, PAGE_SIZE)
+        .await?)
+}
+
+/// Tables and columns of a saved data source (editors: it connects with the secrets).
+#[server(endpoint = "datasources/discover")]
+pub async fn discover_tables(id: String) -> Result<Vec<TableView>, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    match server::services()?.discover_datasource(&actor, &id).await? {
+        Ok(tables) => Ok(tables),
+        Err(message) => Err(UiError::new(format!("Cannot list the tables: {message}"))),
+    }
+}
+
+/// Creates (no id) or replaces a sync from the editor's fields.
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "syncs/save")]
+pub async fn save_sync(
+    id: String,
+    name: String,
+    source_datasource: String,
+    source_table: String,
+    source_query: String,
+    destination_datasource: String,
+    destination_table: String,
+    mode: String,
+    key_column: String,
+    timestamp_column: String,
+    write_mode: String,
+    batch_size: String,
+    poll_interval: String,
+) -> Result<SyncConfig, UiError> {
+    use super::server;
+    use idra_core::model::{Endpoint, SyncInput, ValidationError};
+    use idra_core::service::ServiceError;
+    let actor = server::actor().await?;
+    let invalid = |field: &str, message: &str| {
+        UiError::from(ServiceError::from(ValidationError::new(field, message)))
+    };
+    let mode = serde_json::from_value(serde_json::Value::String(mode.clone()))
+        .map_err(|_| invalid("mode", "pick a mode"))?;
+    let write_mode = serde_json::from_value(serde_json::Value::String(write_mode))
+        .map_err(|_| invalid("write_mode", "pick insert or upsert"))?;
+    let batch_size = batch_size
+        .trim()
+        .parse()
+        .map_err(|_| invalid("batch_size", "must be a whole number"))?;
+    let poll_interval_secs = poll_interval
+        .trim()
+        .parse()
+        .map_err(|_| invalid("poll_interval_secs", "must be a whole number of seconds"))?;
+    let query = Some(source_query.trim().to_string()).filter(|q| !q.is_empty());
+    let input = SyncInput {
+        name: name.trim().to_string(),
+        source: Endpoint {
+            datasource_id: source_datasource,
+            table: if query.is_some() {
+                String::new()
+            } else {
+                source_table
+            },
+            query,
+        },
+        destination: Endpoint {
+            datasource_id: destination_datasource,
+            table: destination_table.trim().to_string(),
+            query: None,
+        },
+        mode,
+        write_mode,
+        key_columns: if key_column.is_empty() {
+            vec![]
+        } else {
+            vec![key_column]
+        },
+        timestamp_column: Some(timestamp_column).filter(|t| !t.is_empty()),
+        batch_size,
+        poll_interval_secs,
+        settle_secs: 0,
+        enabled: true,
+    };
+    let services = server::services()?;
+    Ok(if id.is_empty() {
+        services.create_sync(&actor, input).await?
+    } else {
+        services.update_sync(&actor, &id, input).await?
+    })
+}
+
+#[server(endpoint = "syncs/enabled")]
+pub async fn set_sync_enabled(id: String, enabled: bool) -> Result<SyncConfig, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?
+        .set_sync_enabled(&actor, &id, enabled)
+        .await?)
+}
+
+#[server(endpoint = "syncs/delete")]
+pub async fn delete_sync(id: String) -> Result<(), UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?.delete_sync(&actor, &id).await?)
+}
