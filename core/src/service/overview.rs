@@ -140,7 +140,7 @@ impl Services {
                     || s.destination.table.to_lowercase().contains(&needle)
             })
             .collect();
-        syncs.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        syncs.sort_by_key(|s| s.name.to_lowercase());
         let total = syncs.len();
         let mut rows = Vec::new();
         for sync in syncs.into_iter().skip(page * page_size).take(page_size) {
