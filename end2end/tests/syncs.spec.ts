@@ -46,6 +46,21 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
 
     await page.getByRole("button", { name: `Pause copy ${tag}` }).click();
     await expect(row.getByRole("cell", { name: "paused" })).toBeVisible();
+
+    // While paused, the offset can be set back — with a confirmation, and it is recorded.
+    await open(page, "/offsets");
+    await expect(page.getByRole("row", { name: new RegExp(`copy ${tag} \\(paused\\)`) })).toContainText("id > 25");
+    await page.getByRole("button", { name: `Edit offset of copy ${tag}` }).click();
+    await page.getByLabel("New position").fill('{"kind": "id", "last_id": 10}');
+    await page.getByRole("button", { name: "Save offset" }).click();
+    await expect(page.getByText("tick the box to confirm")).toBeVisible();
+    await page.getByLabel("I understand that rows after this position").check();
+    await page.getByRole("button", { name: "Save offset" }).click();
+    await expect(page.getByRole("status").filter({ hasText: "Offset saved." })).toBeVisible();
+    await expect(page.getByRole("table", { name: "Offset changes" })).toContainText("admin");
+    await expect(page.getByRole("table", { name: "Offset changes" })).toContainText("id > 10");
+
+    await open(page, "/syncs");
     await page.getByRole("button", { name: `Delete copy ${tag}` }).click();
     await expect(row).toHaveCount(0);
   } finally {

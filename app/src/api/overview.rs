@@ -59,3 +59,52 @@ pub async fn cluster_status() -> Result<ClusterView, UiError> {
     let actor = server::actor().await?;
     Ok(server::services()?.cluster_view(&actor).await?)
 }
+
+/// Sets a paused sync's offset by hand. `expected` is the cursor (JSON) the user saw:
+/// if it changed meanwhile the edit is refused. `confirmed` must acknowledge the effect.
+#[server(endpoint = "offsets/set")]
+pub async fn set_offset(
+    sync_id: String,
+    expected: String,
+    cursor: String,
+    confirmed: bool,
+) -> Result<(), UiError> {
+    use super::server;
+    use idra_core::model::{Cursor, ValidationError};
+    use idra_core::service::ServiceError;
+    let actor = server::actor().await?;
+    if !confirmed {
+        return Err(ServiceError::from(ValidationError::new(
+            "confirm",
+            "tick the box to confirm you understand which rows will be copied or skipped",
+        ))
+        .into());
+    }
+    let expected: Option<Cursor> = if expected.trim().is_empty() || expected.trim() == "null" {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&expected)
+                .map_err(|e| UiError::new(format!("the offset you saw cannot be read: {e}")))?,
+        )
+    };
+    let cursor: Cursor = serde_json::from_str(&cursor).map_err(|e| {
+        ServiceError::from(ValidationError::new(
+            "cursor",
+            format!("not a cursor ({e}); e.g. {{\"kind\": \"id\", \"last_id\": 1000}}"),
+        ))
+    })?;
+    server::services()?
+        .set_sync_offset(&actor, &sync_id, expected, cursor)
+        .await?;
+    Ok(())
+}
+
+#[server(endpoint = "offsets/history")]
+pub async fn offset_history(
+    sync_id: String,
+) -> Result<Vec<idra_core::model::OffsetChange>, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?.offset_changes(&actor, &sync_id).await?)
+}

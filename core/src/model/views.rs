@@ -18,6 +18,9 @@ pub struct OffsetRow {
     pub sync_id: String,
     pub sync_name: String,
     pub offset: Option<Offset>,
+    /// Offsets can be edited only while the sync is paused.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// One member of the store: the embedded file, or an etcd member.

@@ -71,6 +71,7 @@ impl Services {
                 sync_id: s.id,
                 sync_name: s.name,
                 offset,
+                enabled: s.enabled,
             });
         }
         Ok(out)
