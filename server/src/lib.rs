@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 mod locks;
+mod metrics;
 mod router;
 mod security;
 mod session_store;

@@ -61,6 +61,10 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
             "/locks",
             crate::locks::router(services.clone(), config.lock_token),
         )
+        .route(
+            "/metrics",
+            axum::routing::get(crate::metrics::metrics).with_state(services.clone()),
+        )
         .merge(ui)
         .layer(axum::middleware::from_fn_with_state(
             services,

@@ -327,6 +327,7 @@ impl Runner {
                 report.batches += 1;
                 report.cursor = cursor;
                 status.rows += n;
+                status.batch_seconds = Some(began.elapsed().as_secs_f64());
                 // How far behind the newest copied row is, when rows carry a timestamp.
                 status.lag = match &report.cursor {
                     Cursor::Timestamp { last_ts, .. } => {

@@ -33,4 +33,7 @@ pub struct SyncStatus {
     pub lag: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Duration of the last batch (destination write and offset commit), seconds.
+    #[serde(default)]
+    pub batch_seconds: Option<f64>,
 }

@@ -838,3 +838,45 @@ async fn data_sources_and_syncs_through_the_api() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn metrics_report_syncs_agents_and_the_leader() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let ds = app
+        .call("POST", "/api/v1/datasources", Some(&admin), Some(json!({"name": "m", "kind": "sqlite", "connection_string": "sqlite:///tmp/idra-metrics-test.db"})), None)
+        .await;
+    let id = ds.json()["id"].as_str().unwrap().to_string();
+    let sync = json!({"name": "metered \"one\"", "source": {"datasource_id": id, "table": "t"},
+        "destination": {"datasource_id": id, "table": "u"}, "mode": "by_id", "key_columns": ["id"]});
+    assert_eq!(
+        app.call("POST", "/api/v1/syncs", Some(&admin), Some(sync), None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let m = app.call("GET", "/metrics", None, None, None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m
+        .headers
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(
+        m.body
+            .contains("# TYPE idra_sync_rows_copied_total counter"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains(r#"idra_sync_rows_copied_total{sync="metered \"one\"""#),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains(r#"state="idle"} 1"#), "{}", m.body);
+    assert!(m.body.contains("idra_agents 0"));
+    assert!(m.body.contains(r#"idra_leader{agent=""} 0"#));
+}
