@@ -66,3 +66,11 @@ test("client-side navigation keeps the page (no reload)", async ({ page }) => {
   await expect(page.getByText("No offsets yet")).toBeVisible();
   expect(await page.evaluate(() => (window as any).__idraMarker)).toBe(42);
 });
+
+test("the dashboard's rows/s chart updates live", async ({ page }) => {
+  await signInAs(page, "admin", "admin");
+  await expect(page.getByRole("img", { name: "Rows per second" })).toBeVisible();
+  await page.evaluate(() => ((window as any).__stillHere = true));
+  await expect(page.getByText(/\d+ rows\/s now/)).toBeVisible({ timeout: 10_000 });
+  expect(await page.evaluate(() => (window as any).__stillHere)).toBe(true);
+});

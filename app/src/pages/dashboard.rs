@@ -2,15 +2,105 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::api::overview;
+use std::time::Duration;
+
+use crate::api::{list_sync_page, overview};
 use crate::components::{ErrorMessage, Loading};
+
+const SAMPLES: usize = 60;
+const EVERY: Duration = Duration::from_secs(2);
+
+/// Rows per second across all syncs, from the change in rows copied between polls.
+#[component]
+fn ThroughputChart(samples: RwSignal<Vec<f64>>) -> impl IntoView {
+    let (w, h) = (600.0, 120.0);
+    let points = move || {
+        let s = samples.get();
+        let max = s.iter().cloned().fold(1.0f64, f64::max);
+        s.iter()
+            .enumerate()
+            .map(|(i, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 * w / (SAMPLES - 1) as f64,
+                    h - v / max * (h - 10.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let latest = move || {
+        samples
+            .get()
+            .last()
+            .map(|v| format!("{v:.0} rows/s now"))
+            .unwrap_or_else(|| "measuring…".into())
+    };
+    view! {
+        <figure class="chart">
+            <svg role="img" aria-label="Rows per second" viewBox=format!("0 0 {w} {h}") width="600" height="120">
+                <polyline fill="none" stroke="currentColor" stroke-width="2" points=points/>
+            </svg>
+            <figcaption>{latest}</figcaption>
+        </figure>
+    }
+}
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
+    let tick = RwSignal::new(0u64);
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), EVERY) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     let data = Resource::new(|| (), |_| overview());
+    let syncs = Resource::new(move || tick.get(), |_| list_sync_page(String::new(), 0));
+    let samples = RwSignal::new(Vec::<f64>::new());
+    let last_total = RwSignal::new(None::<u64>);
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = syncs.get() {
+            let total: u64 = page.rows.iter().map(|r| r.status.rows).sum();
+            if let Some(prev) = last_total.get_untracked() {
+                let rate = total.saturating_sub(prev) as f64 / EVERY.as_secs_f64();
+                samples.update(|s| {
+                    s.push(rate);
+                    if s.len() > SAMPLES {
+                        s.remove(0);
+                    }
+                });
+            }
+            last_total.set(Some(total));
+        }
+    });
     view! {
         <Title text="Dashboard · Idra"/>
         <h1>"Dashboard"</h1>
+        <ThroughputChart samples/>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match syncs.await {
+                    Ok(p) if !p.rows.is_empty() => Some(view! {
+                        <table aria-label="Sync activity">
+                            <thead><tr><th>"Sync"</th><th>"State"</th><th>"Rows copied"</th><th>"Rows/s"</th><th>"Lag"</th><th>"Last error"</th></tr></thead>
+                            <tbody>
+                                {p.rows.into_iter().map(|r| view! {
+                                    <tr>
+                                        <td>{r.sync.name}</td>
+                                        <td>{if r.sync.enabled { format!("{:?}", r.status.state).to_lowercase() } else { "paused".into() }}</td>
+                                        <td>{r.status.rows}</td>
+                                        <td>{format!("{:.0}", r.status.rate)}</td>
+                                        <td>{r.status.lag.map(|l| format!("{l:.1} s")).unwrap_or_else(|| "—".into())}</td>
+                                        <td class="bad">{r.status.error.unwrap_or_default()}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }),
+                    _ => None,
+                }
+            })}
+        </Transition>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
