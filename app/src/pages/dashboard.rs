@@ -4,7 +4,7 @@ use leptos_router::components::A;
 
 use std::time::Duration;
 
-use crate::api::{list_sync_page, overview};
+use crate::api::{cluster_status, list_sync_page, overview};
 use crate::components::{ErrorMessage, Loading};
 
 const SAMPLES: usize = 60;
@@ -55,6 +55,7 @@ pub fn DashboardPage() -> impl IntoView {
         }
     });
     let data = Resource::new(|| (), |_| overview());
+    let cluster = Resource::new(move || tick.get() / 5, |_| cluster_status());
     let syncs = Resource::new(move || tick.get(), |_| list_sync_page(String::new(), 0));
     let samples = RwSignal::new(Vec::<f64>::new());
     let last_total = RwSignal::new(None::<u64>);
@@ -77,6 +78,25 @@ pub fn DashboardPage() -> impl IntoView {
         <Title text="Dashboard · Idra"/>
         <h1>"Dashboard"</h1>
         <ThroughputChart samples/>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                cluster.await.ok().filter(|c| !c.agents.is_empty()).map(|c| {
+                    let leader = c.leader.clone();
+                    view! {
+                        <table aria-label="Agents">
+                            <thead><tr><th>"Agent"</th><th>"Host"</th><th>"Started"</th><th>"Syncs"</th></tr></thead>
+                            <tbody>
+                                {c.agents.iter().map(|a| {
+                                    let n = c.assignments.iter().filter(|r| r.agent.as_deref() == Some(a.id.as_str())).count();
+                                    let lead = leader.as_deref() == Some(a.id.as_str());
+                                    view! { <tr><td>{a.id.clone()}{lead.then_some(" (leader)")}</td><td>{a.host.clone()}</td><td>{a.started_at.to_rfc3339()}</td><td>{n}</td></tr> }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }
+                })
+            })}
+        </Transition>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match syncs.await {

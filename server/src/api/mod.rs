@@ -1,6 +1,7 @@
 //! REST API under /api/v1, with the same rules as the UI (both call `idra_core::service`).
 
 mod auth;
+mod cluster;
 mod datasources;
 mod error;
 mod health;
@@ -22,6 +23,9 @@ pub use error::ApiError;
 pub fn router(services: Services) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/agents", get(cluster::agents))
+        .route("/assignments", get(cluster::assignments))
+        .route("/cluster", get(cluster::cluster))
         .route(
             "/session",
             get(session::whoami)

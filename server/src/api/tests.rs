@@ -855,6 +855,27 @@ async fn metrics_report_syncs_agents_and_the_leader() {
             .status,
         StatusCode::CREATED
     );
+    let agents = app
+        .call("GET", "/api/v1/agents", Some(&admin), None, None)
+        .await;
+    assert_eq!(
+        (agents.status, agents.json().as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    let assignments = app
+        .call("GET", "/api/v1/assignments", Some(&admin), None, None)
+        .await;
+    assert_eq!(
+        assignments.json()[0]["agent"],
+        serde_json::Value::Null,
+        "enabled but unassigned: no agent runs here"
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/agents", None, None, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     let m = app.call("GET", "/metrics", None, None, None).await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m
