@@ -47,6 +47,7 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
     }
     assert_eq!(dst.kind, ConnectorKind::Sqlite);
     let mut cfg = sync("stored", &s, "copied", SyncMode::ById, WriteMode::Insert);
+    cfg.poll_interval_secs = 3600;
     store
         .put(&keys.sync(&cfg.id), encode(&cfg), None)
         .await
@@ -74,8 +75,12 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
     let offset: Offset = decode(&key, &kv.value).unwrap();
     assert!(offset.fence > 0, "offset commits are fenced");
 
-    // New rows keep flowing while enabled…
+    // The sync polls only hourly: new rows arrive now only because of "Run now".
     insert_rows(&src, &s, 31, 35, minute).await;
+    store
+        .put(&keys.run_request(&cfg.id), encode(&Utc::now()), None)
+        .await
+        .unwrap();
     eventually(Duration::from_secs(30), "5 more rows", || async {
         table_has(&dst, "copied", 35).await
     })

@@ -44,12 +44,18 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
     }).toPass({ timeout: 30_000 });
     expect(psql(`SELECT count(*) FROM ${dst}`)).toBe("25");
 
+    // Run now: new rows arrive without waiting for the poll.
+    psql(`INSERT INTO ${src} SELECT g, '2024-02-01'::timestamp + g * interval '1 minute', 'row ' || g FROM generate_series(26, 30) g`);
+    await page.getByRole("button", { name: `Run copy ${tag} now` }).click();
+    await expect(page.getByRole("status").filter({ hasText: "Run requested." })).toBeVisible();
+    await expect(async () => expect(psql(`SELECT count(*) FROM ${dst}`)).toBe("30")).toPass({ timeout: 15_000 });
+
     await page.getByRole("button", { name: `Pause copy ${tag}` }).click();
     await expect(row.getByRole("cell", { name: "paused" })).toBeVisible();
 
     // While paused, the offset can be set back — with a confirmation, and it is recorded.
     await open(page, "/offsets");
-    await expect(page.getByRole("row", { name: new RegExp(`copy ${tag} \\(paused\\)`) })).toContainText("id > 25");
+    await expect(page.getByRole("row", { name: new RegExp(`copy ${tag} \\(paused\\)`) })).toContainText("id > 30");
     await page.getByRole("button", { name: `Edit offset of copy ${tag}` }).click();
     await page.getByLabel("New position").fill('{"kind": "id", "last_id": 10}');
     await page.getByRole("button", { name: "Save offset" }).click();

@@ -199,8 +199,20 @@ impl Supervisor {
                     break;
                 }
             };
+            // "Run now" (a run request in the Store) cuts the wait short.
+            let run_key = self.keys.run_request(&sync.id);
+            let run_now = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if let Ok(Some(_)) = self.store.get(&run_key).await {
+                        let _ = self.store.delete(&run_key).await;
+                        return;
+                    }
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = run_now => {}
                 _ = stop.changed() => break,
             }
         }

@@ -115,3 +115,10 @@ pub async fn delete_sync(id: String) -> Result<(), UiError> {
     let actor = server::actor().await?;
     Ok(server::services()?.delete_sync(&actor, &id).await?)
 }
+
+#[server(endpoint = "syncs/run")]
+pub async fn run_sync_now(id: String) -> Result<(), UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?.request_run(&actor, &id).await?)
+}

@@ -3,8 +3,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{
-    discover_tables, list_datasources, list_sync_page, DeleteSync, SaveSync, SetSyncEnabled,
-    PAGE_SIZE,
+    discover_tables, list_datasources, list_sync_page, DeleteSync, RunSyncNow, SaveSync,
+    SetSyncEnabled, PAGE_SIZE,
 };
 use crate::components::{action_error, field_error, ErrorMessage, Loading};
 
@@ -116,6 +116,7 @@ pub fn SyncsPage() -> impl IntoView {
     let save = ServerAction::<SaveSync>::new();
     let toggle = ServerAction::<SetSyncEnabled>::new();
     let delete = ServerAction::<DeleteSync>::new();
+    let run_now = ServerAction::<RunSyncNow>::new();
     let search = RwSignal::new(String::new());
     let page = RwSignal::new(0usize);
     let rows = Resource::new(
@@ -169,7 +170,8 @@ pub fn SyncsPage() -> impl IntoView {
                                     {p.rows.into_iter().map(|r| {
                                         let s = r.sync.clone();
                                         let (edit_s, clone_s) = (s.clone(), s.clone());
-                                        let (id1, id2) = (s.id.clone(), s.id.clone());
+                                        let (id1, id2, id3) = (s.id.clone(), s.id.clone(), s.id.clone());
+                                        let run_label = format!("Run {} now", s.name);
                                         let enabled = s.enabled;
                                         let state = if enabled { state_label(r.status.state) } else { "paused" };
                                         let labels = (format!("Edit {}", s.name), format!("Clone {}", s.name), format!("{} {}", if enabled { "Pause" } else { "Resume" }, s.name), format!("Delete {}", s.name));
@@ -186,6 +188,7 @@ pub fn SyncsPage() -> impl IntoView {
                                                     <button type="button" class="link" aria-label=labels.0 on:click=move |_| editor.load(&edit_s, false)>"Edit"</button>
                                                     <button type="button" class="link" aria-label=labels.1 on:click=move |_| editor.load(&clone_s, true)>"Clone"</button>
                                                     <button type="button" class="link" aria-label=labels.2 on:click=move |_| { toggle.dispatch(SetSyncEnabled { id: id1.clone(), enabled: !enabled }); }>{if enabled { "Pause" } else { "Resume" }}</button>
+                                                    <button type="button" class="link" aria-label=run_label disabled=!enabled on:click=move |_| { run_now.dispatch(RunSyncNow { id: id3.clone() }); }>"Run now"</button>
                                                     <button type="button" class="danger" aria-label=labels.3 on:click=move |_| { delete.dispatch(DeleteSync { id: id2.clone() }); }>"Delete"</button>
                                                 </td>
                                             </tr>
@@ -205,6 +208,8 @@ pub fn SyncsPage() -> impl IntoView {
         </Transition>
         {action_error(toggle)}
         {action_error(delete)}
+        {action_error(run_now)}
+        {move || matches!(run_now.value().get(), Some(Ok(()))).then(|| view! { <p class="success" role="status">"Run requested."</p> })}
 
         <h2>{move || if editor.id.get().is_empty() { "New sync" } else { "Edit sync" }}</h2>
         <form class="stacked" on:submit=move |ev| { ev.prevent_default(); save.dispatch(editor.to_action()); }>

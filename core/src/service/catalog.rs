@@ -398,4 +398,19 @@ impl Services {
         }
         Ok(out)
     }
+
+    /// Asks the agent running the sync to run it now instead of at its next poll.
+    pub async fn request_run(&self, actor: &User, id: &str) -> Result<(), ServiceError> {
+        require(actor, Role::Editor)?;
+        let (sync, _) = self.sync_record(id).await?;
+        if !sync.enabled {
+            return Err(ServiceError::Conflict(
+                "the sync is paused; resume it to run it".into(),
+            ));
+        }
+        self.store
+            .put(&self.keys.run_request(id), encode(&Utc::now()), None)
+            .await?;
+        Ok(())
+    }
 }

@@ -52,6 +52,7 @@ pub fn router(services: Services) -> Router {
             get(syncs::get).put(syncs::update).delete(syncs::delete),
         )
         .route("/syncs/{id}/pause", post(syncs::pause))
+        .route("/syncs/{id}/run", post(syncs::run))
         .route("/syncs/{id}/resume", post(syncs::resume))
         .route("/syncs/{id}/status", get(syncs::status))
         .route(

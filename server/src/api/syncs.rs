@@ -108,3 +108,12 @@ pub async fn offset_changes(
 ) -> Result<Json<Vec<OffsetChange>>, ApiError> {
     Ok(Json(s.offset_changes(&a, &id).await?))
 }
+
+pub async fn run(
+    State(s): State<Services>,
+    Actor(a): Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.request_run(&a, &id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
