@@ -2,7 +2,8 @@
 //! membership in a cluster.
 
 pub mod cluster;
-pub mod config;
+/// The single-mode file formats and import/export live in idra-core (the server uses them too).
+pub use idra_core::config;
 pub mod connectors;
 pub mod engine;
 pub mod membership;

@@ -5,6 +5,8 @@
 pub mod model;
 
 #[cfg(feature = "store")]
+pub mod config;
+#[cfg(feature = "store")]
 pub mod secret;
 #[cfg(feature = "store")]
 pub mod service;

@@ -73,3 +73,21 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
     psql(`DROP TABLE IF EXISTS ${src}, ${dst}`);
   }
 });
+
+test("syncs are imported from the original Idra's JSON", async ({ page }) => {
+  const tag = Date.now().toString(36);
+  await signInAs(page, "admin", "admin");
+  await open(page, "/syncs");
+  const file = JSON.stringify([{
+    sync_name: `imported ${tag}`, mode: "Timestamp", disabled: true,
+    source_connector: { id: "id", connector_name: `a${tag}`, connector_source_type: "PostgresGORM", connection_string: PG, table: "orders", timestamp_field: "updated_at" },
+    destination_connector: { id: "id", connector_name: `b${tag}`, connector_source_type: "SqliteGORM", connection_string: "sqlite:///tmp/idra-e2e.db", table: "orders", save_mode: "Upsert" },
+  }]);
+  await page.getByLabel("Sync file").fill(file);
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Imported 2 data sources and 1 syncs." })).toBeVisible();
+  await expect(page.getByRole("table", { name: "Syncs" }).getByRole("row", { name: new RegExp(`imported ${tag}`) })).toContainText("paused");
+  await page.getByLabel("Sync file").fill('[{"sync_name": "bad", "mode": "Sometimes"}]');
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.getByText("sync `bad`")).toBeVisible();
+});

@@ -8,8 +8,17 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Backoff, FileOffsets, OffsetStore, Runner, SyncJob};
-use crate::config::FileConfig;
-use crate::connectors::ConnectorError;
+use crate::config::{FileConfig, FileDataSource};
+use crate::connectors::{ConnectionSpec, ConnectorError};
+
+fn spec_of(d: &FileDataSource) -> ConnectionSpec {
+    ConnectionSpec {
+        kind: d.kind,
+        connection_string: d.connection_string.clone(),
+        options: d.options.clone(),
+        secrets: d.secrets.clone(),
+    }
+}
 
 /// Retryable errors in `once` mode are retried this many times before giving up.
 const ONCE_RETRIES: u32 = 5;
@@ -24,14 +33,16 @@ pub async fn run(
         Arc::new(FileOffsets::open(state_dir).map_err(|e| e.to_string())?);
     let mut tasks = Vec::new();
     for sync in config.syncs.iter().filter(|s| s.enabled) {
-        let source = config
-            .datasource(&sync.source.datasource_id)
-            .expect("checked when parsed")
-            .spec();
-        let destination = config
-            .datasource(&sync.destination.datasource_id)
-            .expect("checked when parsed")
-            .spec();
+        let source = spec_of(
+            config
+                .datasource(&sync.source.datasource_id)
+                .expect("checked when parsed"),
+        );
+        let destination = spec_of(
+            config
+                .datasource(&sync.destination.datasource_id)
+                .expect("checked when parsed"),
+        );
         let job = SyncJob {
             sync: sync.clone(),
             source,

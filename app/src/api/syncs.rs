@@ -122,3 +122,15 @@ pub async fn run_sync_now(id: String) -> Result<(), UiError> {
     let actor = server::actor().await?;
     Ok(server::services()?.request_run(&actor, &id).await?)
 }
+
+/// Imports a sync file; returns what was loaded.
+#[server(endpoint = "syncs/import")]
+pub async fn import_syncs(text: String) -> Result<String, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    let n = server::services()?.import_file(&actor, &text).await?;
+    Ok(format!(
+        "Imported {} data sources and {} syncs.",
+        n.datasources, n.syncs
+    ))
+}

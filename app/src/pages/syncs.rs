@@ -3,8 +3,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{
-    discover_tables, list_datasources, list_sync_page, DeleteSync, RunSyncNow, SaveSync,
-    SetSyncEnabled, PAGE_SIZE,
+    discover_tables, list_datasources, list_sync_page, DeleteSync, ImportSyncs, RunSyncNow,
+    SaveSync, SetSyncEnabled, PAGE_SIZE,
 };
 use crate::components::{action_error, field_error, ErrorMessage, Loading};
 
@@ -117,6 +117,8 @@ pub fn SyncsPage() -> impl IntoView {
     let toggle = ServerAction::<SetSyncEnabled>::new();
     let delete = ServerAction::<DeleteSync>::new();
     let run_now = ServerAction::<RunSyncNow>::new();
+    let import = ServerAction::<ImportSyncs>::new();
+    let import_text = RwSignal::new(String::new());
     let search = RwSignal::new(String::new());
     let page = RwSignal::new(0usize);
     let rows = Resource::new(
@@ -127,11 +129,12 @@ pub fn SyncsPage() -> impl IntoView {
                 save.version().get(),
                 toggle.version().get(),
                 delete.version().get(),
+                import.version().get(),
             )
         },
         |(search, page, ..)| list_sync_page(search, page),
     );
-    let sources = Resource::new(|| (), |_| list_datasources());
+    let sources = Resource::new(move || import.version().get(), |_| list_datasources());
     let tables = Resource::new(
         move || editor.source_ds.get(),
         |id| async move {
@@ -210,6 +213,18 @@ pub fn SyncsPage() -> impl IntoView {
         {action_error(delete)}
         {action_error(run_now)}
         {move || matches!(run_now.value().get(), Some(Ok(()))).then(|| view! { <p class="success" role="status">"Run requested."</p> })}
+
+        <h2>"Import and export"</h2>
+        <p><a href="/api/v1/syncs/export" download="idra-syncs.json">"Export"</a>" all syncs and data sources as JSON (passwords are left out)."</p>
+        <form class="stacked" on:submit=move |ev| { ev.prevent_default(); import.dispatch(ImportSyncs { text: import_text.get_untracked() }); }>
+            <label for="sync-import">"Sync file"</label>
+            <textarea id="sync-import" rows="3" placeholder="Idra's JSON, or the original Idra's array of syncs" prop:value=import_text
+                on:input=move |ev| import_text.set(event_target_value(&ev))></textarea>
+            {field_error(import, "file")}
+            <div class="buttons"><button type="submit">"Import"</button></div>
+        </form>
+        {action_error(import)}
+        {move || import.value().get().and_then(|r| r.ok()).map(|m| view! { <p class="success" role="status">{m}</p> })}
 
         <h2>{move || if editor.id.get().is_empty() { "New sync" } else { "Edit sync" }}</h2>
         <form class="stacked" on:submit=move |ev| { ev.prevent_default(); save.dispatch(editor.to_action()); }>

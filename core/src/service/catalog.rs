@@ -413,4 +413,26 @@ impl Services {
             .await?;
         Ok(())
     }
+
+    /// Loads a file (Idra's format or the original Idra's) into the store.
+    pub async fn import_file(
+        &self,
+        actor: &User,
+        text: &str,
+    ) -> Result<crate::config::store_io::Imported, ServiceError> {
+        require(actor, Role::Editor)?;
+        let config = crate::config::parse(text)
+            .map_err(|e| ServiceError::Invalid(ValidationError::new("file", e.0)))?;
+        crate::config::store_io::import(self.store.as_ref(), &self.keys, &self.cipher, &config)
+            .await
+            .map_err(|e| ServiceError::Conflict(e.0))
+    }
+
+    /// The store's data sources and syncs in Idra's format, without secrets.
+    pub async fn export_file(&self, actor: &User) -> Result<serde_json::Value, ServiceError> {
+        require(actor, Role::Viewer)?;
+        crate::config::store_io::export(self.store.as_ref(), &self.keys, &self.cipher, false)
+            .await
+            .map_err(|e| ServiceError::Conflict(e.0))
+    }
 }

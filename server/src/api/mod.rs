@@ -51,6 +51,8 @@ pub fn router(services: Services) -> Router {
             "/syncs/{id}",
             get(syncs::get).put(syncs::update).delete(syncs::delete),
         )
+        .route("/syncs/import", post(syncs::import))
+        .route("/syncs/export", get(syncs::export))
         .route("/syncs/{id}/pause", post(syncs::pause))
         .route("/syncs/{id}/run", post(syncs::run))
         .route("/syncs/{id}/resume", post(syncs::resume))

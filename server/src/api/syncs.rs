@@ -117,3 +117,22 @@ pub async fn run(
     s.request_run(&a, &id).await?;
     Ok(StatusCode::ACCEPTED)
 }
+
+/// The body is a sync file: Idra's format or the original Idra's array of syncs.
+pub async fn import(
+    State(s): State<Services>,
+    Actor(a): Actor,
+    body: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = s.import_file(&a, &body).await?;
+    Ok(Json(
+        serde_json::json!({"datasources": n.datasources, "syncs": n.syncs}),
+    ))
+}
+
+pub async fn export(
+    State(s): State<Services>,
+    Actor(a): Actor,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(s.export_file(&a).await?))
+}

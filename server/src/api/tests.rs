@@ -901,3 +901,44 @@ async fn metrics_report_syncs_agents_and_the_leader() {
     assert!(m.body.contains("idra_agents 0"));
     assert!(m.body.contains(r#"idra_leader{agent=""} 0"#));
 }
+
+#[tokio::test]
+async fn import_and_export_sync_files() {
+    let app = app().await;
+    let admin = app.sign_in("admin", "admin").await;
+    let legacy = json!([{
+        "sync_name": "legacy orders", "mode": "IdField", "disabled": false,
+        "source_connector": {"id": "id", "connector_name": "pg", "connector_source_type": "PostgresGORM",
+            "connection_string": "postgres://app:pw-import@db:5432/shop", "table": "orders"},
+        "destination_connector": {"id": "id", "connector_name": "my", "connector_source_type": "MysqlGORM",
+            "connection_string": "mysql://root@dwh:3306/test", "table": "orders", "save_mode": "Upsert"}
+    }]);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/syncs/import")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::COOKIE, &admin)
+        .body(Body::from(legacy.to_string()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let export = app
+        .call("GET", "/api/v1/syncs/export", Some(&admin), None, None)
+        .await;
+    assert_eq!(export.json()["syncs"][0]["name"], "legacy orders");
+    assert_eq!(export.json()["syncs"][0]["write_mode"], "upsert");
+    assert!(!export.body.contains("pw-import"), "no secrets in exports");
+    let bad = Request::builder()
+        .method("POST")
+        .uri("/api/v1/syncs/import")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::COOKIE, &admin)
+        .body(Body::from(r#"[{"sync_name": "x", "mode": "Sometimes"}]"#))
+        .unwrap();
+    let resp = app.router.clone().oneshot(bad).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["field"], "file");
+    assert!(v["error"].as_str().unwrap().contains("sync `x`"), "{v}");
+}

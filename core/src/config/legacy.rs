@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::{ConnectorKind, Endpoint, SyncConfig, SyncMode, WriteMode};
+use crate::secret::Secret;
 use chrono::Utc;
-use idra_core::model::{ConnectorKind, Endpoint, SyncConfig, SyncMode, WriteMode};
-use idra_core::secret::Secret;
 use serde::Deserialize;
 
 use super::{sync_id, ConfigError, FileConfig, FileDataSource};
@@ -100,7 +100,7 @@ fn datasource(c: &LegacyConnector, sync: &str, side: &str) -> Result<FileDataSou
     })?;
     let mut cs = with_database(&c.connection_string, &c.database);
     let mut secrets = BTreeMap::new();
-    if let Some((without, pw)) = idra_core::model::split_password(&cs) {
+    if let Some((without, pw)) = crate::model::split_password(&cs) {
         cs = without;
         secrets.insert("password".to_string(), Secret::new(pw));
     }
@@ -207,7 +207,7 @@ pub fn parse(items: Vec<serde_json::Value>) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::super::parse as parse_file;
-    use idra_core::model::{SyncMode, WriteMode};
+    use crate::model::{SyncMode, WriteMode};
 
     const IDRA: &str = r#"[{
         "sync_name": "orders",

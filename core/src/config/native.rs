@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::{ConnectorKind, Endpoint, SyncConfig, SyncMode, WriteMode};
+use crate::secret::Secret;
 use chrono::Utc;
-use idra_core::model::{ConnectorKind, Endpoint, SyncConfig, SyncMode, WriteMode};
-use idra_core::secret::Secret;
 use serde::Deserialize;
 
 use super::{sync_id, ConfigError, FileConfig, FileDataSource};
@@ -94,7 +94,7 @@ pub fn parse(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
             .map_err(|e| ConfigError(format!("data source `{}`: {e}", name_of(v, i))))?;
         let mut secrets = BTreeMap::new();
         let mut connection_string = d.connection_string;
-        if let Some((without, pw)) = idra_core::model::split_password(&connection_string) {
+        if let Some((without, pw)) = crate::model::split_password(&connection_string) {
             connection_string = without;
             secrets.insert("password".to_string(), Secret::new(pw));
         }

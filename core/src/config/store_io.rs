@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::{DataSourceInput, SecretInput, SyncConfig};
+use crate::secret::{Cipher, DataSourceRecord};
+use crate::store::{decode, encode, Keys, Op, Store, Txn};
 use chrono::Utc;
-use idra_core::model::{DataSourceInput, SecretInput, SyncConfig};
-use idra_core::secret::{Cipher, DataSourceRecord};
-use idra_core::store::{decode, encode, Keys, Op, Store, Txn};
 use serde_json::{json, Value};
 
 use super::{sync_id, ConfigError, FileConfig};
@@ -85,7 +85,7 @@ pub async fn export(
     cipher: &Cipher,
     with_secrets: bool,
 ) -> Result<Value, ConfigError> {
-    let err = |e: idra_core::store::StoreError| ConfigError(e.to_string());
+    let err = |e: crate::store::StoreError| ConfigError(e.to_string());
     let mut names = BTreeMap::new();
     let mut datasources = Vec::new();
     for kv in store.list_all(&keys.datasources()).await.map_err(err)? {
@@ -136,7 +136,7 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use idra_core::store::EmbeddedStore;
+    use crate::store::EmbeddedStore;
 
     const FILE: &str = r#"{"datasources": [
         {"name": "Shop DB", "kind": "postgres", "connection_string": "postgres://app:pw-secret@db:5432/shop"},

@@ -7,10 +7,8 @@ pub mod store_io;
 
 use std::collections::BTreeMap;
 
-use idra_core::model::{ConnectorKind, SyncConfig};
-use idra_core::secret::Secret;
-
-use crate::connectors::ConnectionSpec;
+use crate::model::{ConnectorKind, SyncConfig};
+use crate::secret::Secret;
 
 /// A data source as a file gives it: secrets in clear (the file is the user's own).
 #[derive(Debug, Clone)]
@@ -20,17 +18,6 @@ pub struct FileDataSource {
     pub connection_string: String,
     pub options: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
-}
-
-impl FileDataSource {
-    pub fn spec(&self) -> ConnectionSpec {
-        ConnectionSpec {
-            kind: self.kind,
-            connection_string: self.connection_string.clone(),
-            options: self.options.clone(),
-            secrets: self.secrets.clone(),
-        }
-    }
 }
 
 /// A parsed file: every sync refers to data sources by id (= name).
