@@ -11,8 +11,8 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use pages::{
-    AccountPage, AgentsPage, DashboardPage, DataSourcesPage, Layout, LoginPage, NotFound,
-    OffsetsPage, SyncsPage, UsersPage,
+    AccountPage, AgentsPage, DashboardPage, DataSourcesPage, ErrorsPage, Layout, LoginPage,
+    NotFound, OffsetsPage, SyncsPage, UsersPage,
 };
 
 /// The HTML document around the app, rendered by the server.
@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("offsets") view=OffsetsPage/>
                     <Route path=path!("agents") view=AgentsPage/>
                     <Route path=path!("users") view=UsersPage/>
+                    <Route path=path!("errors") view=ErrorsPage/>
                     <Route path=path!("account") view=AccountPage/>
                 </ParentRoute>
             </Routes>

@@ -44,6 +44,10 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
     }).toPass({ timeout: 30_000 });
     expect(psql(`SELECT count(*) FROM ${dst}`)).toBe("25");
 
+    // The run is in the sync's history.
+    await page.getByRole("button", { name: `History of copy ${tag}` }).click();
+    await expect(page.getByRole("table", { name: "Runs" }).getByRole("row", { name: /25 ok/ }).first()).toBeVisible();
+
     // Run now: new rows arrive without waiting for the poll.
     psql(`INSERT INTO ${src} SELECT g, '2024-02-01'::timestamp + g * interval '1 minute', 'row ' || g FROM generate_series(26, 30) g`);
     await page.getByRole("button", { name: `Run copy ${tag} now` }).click();
@@ -90,4 +94,23 @@ test("syncs are imported from the original Idra's JSON", async ({ page }) => {
   await page.getByLabel("Sync file").fill('[{"sync_name": "bad", "mode": "Sometimes"}]');
   await page.getByRole("button", { name: "Import", exact: true }).click();
   await expect(page.getByText("sync `bad`")).toBeVisible();
+});
+
+test("a failing sync shows on the errors page", async ({ page }) => {
+  const tag = Date.now().toString(36);
+  await signInAs(page, "admin", "admin");
+  await open(page, "/syncs");
+  const file = JSON.stringify({
+    datasources: [{ name: `broken ${tag}`, kind: "postgres", connection_string: PG }],
+    syncs: [{ name: `broken ${tag}`, source: { datasource: `broken ${tag}`, table: `no_such_table_${tag}` },
+      destination: { datasource: `broken ${tag}`, table: `never_${tag}` }, mode: "by_id", key_columns: ["id"] }],
+  });
+  await page.getByLabel("Sync file").fill(file);
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Imported 1 data sources and 1 syncs." })).toBeVisible();
+  await expect(async () => {
+    await open(page, "/errors");
+    await expect(page.getByRole("table", { name: "Errors" })).toContainText(`no_such_table_${tag}`, { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.getByRole("table", { name: "Errors" })).toContainText("does not exist");
 });

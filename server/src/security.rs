@@ -51,7 +51,7 @@ pub async fn refuse_foreign_origin(req: Request, next: Next) -> Response {
 fn is_page(path: &str) -> bool {
     matches!(
         path.trim_end_matches('/'),
-        "" | "/syncs" | "/datasources" | "/offsets" | "/agents" | "/users" | "/account"
+        "" | "/syncs" | "/datasources" | "/offsets" | "/agents" | "/users" | "/account" | "/errors"
     )
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use idra_core::model::{Offset, SyncStatus};
+use idra_core::model::{Offset, RunRecord, SyncStatus};
 use idra_core::store::{decode, encode, Keys, LockGuard, Op, Store, Txn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -21,7 +21,13 @@ pub trait OffsetStore: Send + Sync {
     /// Records the offset; fails (fatal) when the writer no longer holds the sync.
     async fn commit(&self, sync_id: &str, offset: &Offset) -> Result<(), ConnectorError>;
     async fn set_status(&self, sync_id: &str, status: &SyncStatus) -> Result<(), ConnectorError>;
+    /// Keeps a bounded history of runs, and of errors across syncs.
+    async fn record_run(&self, run: &RunRecord) -> Result<(), ConnectorError>;
 }
+
+/// Runs kept per sync, and errors kept in all.
+pub const KEEP_RUNS: usize = 50;
+pub const KEEP_ERRORS: usize = 500;
 
 #[derive(Default, Serialize, Deserialize)]
 struct StateFile {
@@ -29,6 +35,8 @@ struct StateFile {
     offsets: BTreeMap<String, Offset>,
     #[serde(default)]
     status: BTreeMap<String, SyncStatus>,
+    #[serde(default)]
+    runs: BTreeMap<String, Vec<RunRecord>>,
 }
 
 /// Single mode: `DIR/state.json`, replaced atomically (write, fsync, rename, fsync dir).
@@ -95,6 +103,17 @@ impl OffsetStore for FileOffsets {
         state.status.insert(sync_id.to_string(), status.clone());
         self.persist(&state)
     }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), ConnectorError> {
+        let mut state = self.state.lock().await;
+        let runs = state.runs.entry(run.sync_id.clone()).or_default();
+        runs.push(run.clone());
+        if runs.len() > KEEP_RUNS {
+            let excess = runs.len() - KEEP_RUNS;
+            runs.drain(..excess);
+        }
+        self.persist(&state)
+    }
 }
 
 /// The Store: `offsets/<id>` and `status/<id>`, each write guarded by the sync's lock when
@@ -151,6 +170,46 @@ impl OffsetStore for StoreOffsets {
     async fn set_status(&self, sync_id: &str, status: &SyncStatus) -> Result<(), ConnectorError> {
         self.put(&self.keys.status(sync_id), encode(status)).await
     }
+
+    /// `runs/<sync>/<start>` (the newest 50 per sync) and, for failed runs,
+    /// `errors/<time>-<sync>` (the newest 500). Keys sort by time.
+    async fn record_run(&self, run: &RunRecord) -> Result<(), ConnectorError> {
+        let stamp = run.started_at.format("%Y%m%dT%H%M%S%.6fZ");
+        let prefix = self.keys.runs(&run.sync_id);
+        self.store
+            .put(&format!("{prefix}{stamp}"), encode(run), None)
+            .await
+            .map_err(store_err)?;
+        prune(self.store.as_ref(), &prefix, KEEP_RUNS).await?;
+        if run.outcome != "ok" {
+            let errors = self.keys.errors();
+            self.store
+                .put(
+                    &format!(
+                        "{errors}{}-{}",
+                        run.ended_at.format("%Y%m%dT%H%M%S%.6fZ"),
+                        run.sync_id
+                    ),
+                    encode(run),
+                    None,
+                )
+                .await
+                .map_err(store_err)?;
+            prune(self.store.as_ref(), &errors, KEEP_ERRORS).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Deletes the oldest keys under `prefix` beyond `keep`.
+async fn prune(store: &dyn Store, prefix: &str, keep: usize) -> Result<(), ConnectorError> {
+    let keys = store.list_all(prefix).await.map_err(store_err)?;
+    if keys.len() > keep {
+        for kv in &keys[..keys.len() - keep] {
+            store.delete(&kv.key).await.map_err(store_err)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -172,6 +231,32 @@ mod tests {
         let again = FileOffsets::open(dir.path()).unwrap();
         assert_eq!(again.load("s1").await.unwrap(), Some(offset));
         assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn run_history_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FileOffsets::open(dir.path()).unwrap();
+        for i in 0..(KEEP_RUNS + 5) {
+            let run = RunRecord {
+                sync_id: "s1".into(),
+                started_at: chrono::Utc::now(),
+                ended_at: chrono::Utc::now(),
+                rows: i as u64,
+                outcome: "ok".into(),
+                message: None,
+                agent: None,
+            };
+            o.record_run(&run).await.unwrap();
+        }
+        let state = o.state.lock().await;
+        let runs = &state.runs["s1"];
+        assert_eq!(runs.len(), KEEP_RUNS);
+        assert_eq!(
+            runs.last().unwrap().rows,
+            (KEEP_RUNS + 4) as u64,
+            "the newest are kept"
+        );
     }
 
     #[tokio::test]

@@ -147,7 +147,29 @@ impl Runner {
             .await?
             .unwrap_or_default();
         self.report(&mut status, SyncState::Running, None).await;
+        let started_at = Utc::now();
+        let rows_before = status.rows;
         let result = self.copy(&mut status).await;
+        let (outcome, message) = match &result {
+            Ok(_) => ("ok", None),
+            Err(e) if e.is_retryable() => ("retrying", Some(e.message.clone())),
+            Err(e) => ("failed", Some(e.message.clone())),
+        };
+        let run = idra_core::model::RunRecord {
+            sync_id: self.job.sync.id.clone(),
+            started_at,
+            ended_at: Utc::now(),
+            rows: status.rows.saturating_sub(rows_before),
+            outcome: outcome.to_string(),
+            message,
+            agent: self.job.agent.clone(),
+        };
+        // Only runs that did something or failed: an idle poll is not history.
+        if run.rows > 0 || run.outcome != "ok" {
+            if let Err(e) = self.offsets.record_run(&run).await {
+                tracing::warn!(sync = %self.job.sync.name, error = %e, "could not record the run");
+            }
+        }
         match &result {
             Ok(_) => self.report(&mut status, SyncState::Idle, None).await,
             Err(e) if e.is_retryable() => {

@@ -108,3 +108,23 @@ pub async fn offset_history(
     let actor = server::actor().await?;
     Ok(server::services()?.offset_changes(&actor, &sync_id).await?)
 }
+
+#[server(endpoint = "syncs/runs")]
+pub async fn sync_runs(sync_id: String) -> Result<Vec<idra_core::model::RunRecord>, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?.sync_runs(&actor, &sync_id).await?)
+}
+
+pub const ERRORS_PER_PAGE: usize = 25;
+
+#[server(endpoint = "errors/page")]
+pub async fn errors_page(
+    page: usize,
+) -> Result<(Vec<idra_core::model::RunRecord>, usize), UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    Ok(server::services()?
+        .errors_page(&actor, page, ERRORS_PER_PAGE)
+        .await?)
+}

@@ -24,6 +24,7 @@ pub fn Layout() -> impl IntoView {
                     <A href="/offsets">"Offsets"</A>
                     <A href="/agents">"Agents"</A>
                     <A href="/users">"Users"</A>
+                    <A href="/errors">"Errors"</A>
                 </nav>
                 <span class="spacer"></span>
                 <Transition fallback=|| ()>

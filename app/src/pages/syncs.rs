@@ -119,6 +119,16 @@ pub fn SyncsPage() -> impl IntoView {
     let run_now = ServerAction::<RunSyncNow>::new();
     let import = ServerAction::<ImportSyncs>::new();
     let import_text = RwSignal::new(String::new());
+    let history_of = RwSignal::new(None::<(String, String)>);
+    let runs = Resource::new(
+        move || history_of.get(),
+        |which| async move {
+            match which {
+                Some((id, _)) => crate::api::sync_runs(id).await,
+                None => Ok(Vec::new()),
+            }
+        },
+    );
     let search = RwSignal::new(String::new());
     let page = RwSignal::new(0usize);
     let rows = Resource::new(
@@ -175,6 +185,8 @@ pub fn SyncsPage() -> impl IntoView {
                                         let (edit_s, clone_s) = (s.clone(), s.clone());
                                         let (id1, id2, id3) = (s.id.clone(), s.id.clone(), s.id.clone());
                                         let run_label = format!("Run {} now", s.name);
+                                        let history_label = format!("History of {}", s.name);
+                                        let history_key = (s.id.clone(), s.name.clone());
                                         let enabled = s.enabled;
                                         let state = if enabled { state_label(r.status.state) } else { "paused" };
                                         let labels = (format!("Edit {}", s.name), format!("Clone {}", s.name), format!("{} {}", if enabled { "Pause" } else { "Resume" }, s.name), format!("Delete {}", s.name));
@@ -192,6 +204,7 @@ pub fn SyncsPage() -> impl IntoView {
                                                     <button type="button" class="link" aria-label=labels.1 on:click=move |_| editor.load(&clone_s, true)>"Clone"</button>
                                                     <button type="button" class="link" aria-label=labels.2 on:click=move |_| { toggle.dispatch(SetSyncEnabled { id: id1.clone(), enabled: !enabled }); }>{if enabled { "Pause" } else { "Resume" }}</button>
                                                     <button type="button" class="link" aria-label=run_label disabled=!enabled on:click=move |_| { run_now.dispatch(RunSyncNow { id: id3.clone() }); }>"Run now"</button>
+                                                    <button type="button" class="link" aria-label=history_label on:click=move |_| history_of.set(Some(history_key.clone()))>"History"</button>
                                                     <button type="button" class="danger" aria-label=labels.3 on:click=move |_| { delete.dispatch(DeleteSync { id: id2.clone() }); }>"Delete"</button>
                                                 </td>
                                             </tr>
@@ -214,6 +227,33 @@ pub fn SyncsPage() -> impl IntoView {
         {action_error(run_now)}
         {move || matches!(run_now.value().get(), Some(Ok(()))).then(|| view! { <p class="success" role="status">"Run requested."</p> })}
 
+        {move || history_of.get().map(|(_, name)| view! {
+            <h2>{format!("Runs of {name}")}</h2>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match runs.await {
+                        Err(error) => view! { <ErrorMessage error/> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="empty">"No runs recorded yet."</p> }.into_any(),
+                        Ok(list) => view! {
+                            <table aria-label="Runs">
+                                <thead><tr><th>"Started"</th><th>"Ended"</th><th>"Rows"</th><th>"Outcome"</th><th>"Message"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|r| view! {
+                                        <tr>
+                                            <td>{r.started_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
+                                            <td>{r.ended_at.format("%H:%M:%S").to_string()}</td>
+                                            <td>{r.rows}</td>
+                                            <td>{r.outcome}</td>
+                                            <td>{r.message.unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        })}
         <h2>"Import and export"</h2>
         <p><a href="/api/v1/syncs/export" download="idra-syncs.json">"Export"</a>" all syncs and data sources as JSON (passwords are left out)."</p>
         <form class="stacked" on:submit=move |ev| { ev.prevent_default(); import.dispatch(ImportSyncs { text: import_text.get_untracked() }); }>

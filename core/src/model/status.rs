@@ -37,3 +37,18 @@ pub struct SyncStatus {
     #[serde(default)]
     pub batch_seconds: Option<f64>,
 }
+
+/// One run of a sync: from start until caught up, stopped, or failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub sync_id: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub rows: u64,
+    /// "ok", "retrying" or "failed".
+    pub outcome: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+}

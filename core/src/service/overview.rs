@@ -170,4 +170,36 @@ impl Services {
             page_size,
         })
     }
+
+    /// The newest runs of a sync, newest first.
+    pub async fn sync_runs(
+        &self,
+        actor: &User,
+        sync_id: &str,
+    ) -> Result<Vec<crate::model::RunRecord>, ServiceError> {
+        require(actor, Role::Viewer)?;
+        let mut out: Vec<crate::model::RunRecord> = Vec::new();
+        for kv in self.store.list_all(&self.keys.runs(sync_id)).await? {
+            out.push(decode(&kv.key, &kv.value)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Failed runs across syncs, newest first, a page at a time.
+    pub async fn errors_page(
+        &self,
+        actor: &User,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<crate::model::RunRecord>, usize), ServiceError> {
+        require(actor, Role::Viewer)?;
+        let all = self.store.list_all(&self.keys.errors()).await?;
+        let total = all.len();
+        let mut out = Vec::new();
+        for kv in all.iter().rev().skip(page * page_size).take(page_size) {
+            out.push(decode(&kv.key, &kv.value)?);
+        }
+        Ok((out, total))
+    }
 }

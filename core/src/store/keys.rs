@@ -84,6 +84,10 @@ impl Keys {
     pub fn offset_changes(&self, sync_id: &str) -> String {
         self.join("offset_changes", &format!("{sync_id}/"))
     }
+    /// `runs/<sync-id>/<start time>`: the last runs of a sync.
+    pub fn runs(&self, sync_id: &str) -> String {
+        self.join("runs", &format!("{sync_id}/"))
+    }
     /// `run_requests/<sync-id>`: "Run now" — wakes the sync's agent before its next poll.
     pub fn run_request(&self, sync_id: &str) -> String {
         self.join("run_requests", sync_id)

@@ -1,0 +1,47 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{errors_page, ERRORS_PER_PAGE};
+use crate::components::{ErrorMessage, Loading};
+
+#[component]
+pub fn ErrorsPage() -> impl IntoView {
+    let page = RwSignal::new(0usize);
+    let errors = Resource::new(move || page.get(), errors_page);
+    view! {
+        <Title text="Errors · Idra"/>
+        <h1>"Errors"</h1>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match errors.await {
+                    Err(error) => view! { <ErrorMessage error/> }.into_any(),
+                    Ok((list, _)) if list.is_empty() => view! { <p class="empty">"No errors recorded."</p> }.into_any(),
+                    Ok((list, total)) => {
+                        let pages = total.div_ceil(ERRORS_PER_PAGE);
+                        view! {
+                            <table aria-label="Errors">
+                                <thead><tr><th>"When"</th><th>"Sync"</th><th>"Outcome"</th><th>"Message"</th><th>"Agent"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|r| view! {
+                                        <tr>
+                                            <td>{r.ended_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</td>
+                                            <td>{r.sync_id}</td>
+                                            <td>{r.outcome}</td>
+                                            <td class="bad">{r.message.unwrap_or_default()}</td>
+                                            <td>{r.agent.unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            <p class="pager">
+                                <button type="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
+                                {format!(" Page {} of {} ({} errors) ", page.get_untracked() + 1, pages.max(1), total)}
+                                <button type="button" disabled=move || page.get() + 1 >= pages on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
+                            </p>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
