@@ -44,6 +44,28 @@ pub const DEFAULT_DECIMAL: ColumnType = ColumnType::Decimal {
 };
 
 impl ColumnType {
+    /// One of each type (decimal at a sample precision), for tests and documentation.
+    pub const ALL: [ColumnType; 15] = [
+        ColumnType::Int16,
+        ColumnType::Int32,
+        ColumnType::Int64,
+        ColumnType::Float32,
+        ColumnType::Float64,
+        ColumnType::Bool,
+        ColumnType::Text,
+        ColumnType::Bytes,
+        ColumnType::Date,
+        ColumnType::Time,
+        ColumnType::Timestamp,
+        ColumnType::TimestampTz,
+        ColumnType::Decimal {
+            precision: 12,
+            scale: 2,
+        },
+        ColumnType::Json,
+        ColumnType::Uuid,
+    ];
+
     pub fn name(self) -> String {
         match self {
             ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
@@ -199,27 +221,7 @@ mod tests {
 
     #[test]
     fn every_type_survives_the_arrow_field_round_trip() {
-        let all = [
-            ColumnType::Int16,
-            ColumnType::Int32,
-            ColumnType::Int64,
-            ColumnType::Float32,
-            ColumnType::Float64,
-            ColumnType::Bool,
-            ColumnType::Text,
-            ColumnType::Bytes,
-            ColumnType::Date,
-            ColumnType::Time,
-            ColumnType::Timestamp,
-            ColumnType::TimestampTz,
-            ColumnType::Decimal {
-                precision: 12,
-                scale: 2,
-            },
-            ColumnType::Json,
-            ColumnType::Uuid,
-        ];
-        for ty in all {
+        for ty in ColumnType::ALL {
             let c = Column::new("c", ty, true);
             assert_eq!(ColumnType::from_field(&c.field()).unwrap(), ty);
         }

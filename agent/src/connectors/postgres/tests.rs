@@ -7,26 +7,7 @@ use crate::connectors::types::ColumnType;
 
 #[test]
 fn every_idra_type_maps_back_to_itself() {
-    for ty in [
-        ColumnType::Int16,
-        ColumnType::Int32,
-        ColumnType::Int64,
-        ColumnType::Float32,
-        ColumnType::Float64,
-        ColumnType::Bool,
-        ColumnType::Text,
-        ColumnType::Bytes,
-        ColumnType::Date,
-        ColumnType::Time,
-        ColumnType::Timestamp,
-        ColumnType::TimestampTz,
-        ColumnType::Decimal {
-            precision: 12,
-            scale: 2,
-        },
-        ColumnType::Json,
-        ColumnType::Uuid,
-    ] {
+    for ty in ColumnType::ALL {
         let created = pg_type(ty);
         let (name, p, s) = match ty {
             ColumnType::Decimal { precision, scale } => (
