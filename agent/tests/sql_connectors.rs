@@ -688,3 +688,34 @@ async fn a_hand_edited_offset_wins_over_the_destinations_record() {
         "the first commit after the edit clears the mark"
     );
 }
+
+#[tokio::test]
+async fn data_source_options_reach_the_connection() {
+    use idra_agent::connectors::open_source;
+    // Postgres: options are session parameters; a bad value is the server's error.
+    let mut pg = Db::pg().spec();
+    pg.options
+        .insert("application_name".into(), "idra-options-test".into());
+    open_source(&pg).unwrap().test_connection().await.unwrap();
+    pg.options
+        .insert("statement_timeout".into(), "not-a-duration".into());
+    let e = open_source(&pg)
+        .unwrap()
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("statement_timeout"), "{e}");
+    // MySQL takes none, and says where settings go instead.
+    let mut my = Db::mysql().spec();
+    my.options.insert("ssl".into(), "on".into());
+    let e = open_source(&my).err().expect("refused");
+    assert!(e.message.contains("connection string"), "{e}");
+    // SQLite: options are pragmas.
+    let lite = Db::sqlite();
+    lite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let mut spec = lite.spec();
+    spec.options.insert("cache_size".into(), "-4000".into());
+    open_source(&spec).unwrap().test_connection().await.unwrap();
+    spec.options.insert("bad name".into(), "1".into());
+    assert!(open_source(&spec).err().unwrap().message.contains("pragma"));
+}

@@ -15,6 +15,10 @@ test("data sources: test connection, save, edit keeps the secret, clone, search,
   await expect(page.getByRole("alert")).toContainText("Connection failed: cannot reach");
 
   await page.getByLabel("Connection string", { exact: true }).fill("postgres://postgres:pw-never-shown@127.0.0.1:5432/test");
+  await page.getByLabel("Options", { exact: true }).fill("nonsense");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByText("line 1: expected `key = value`")).toBeVisible();
+  await page.getByLabel("Options", { exact: true }).fill("statement_timeout = 30s");
   await page.getByRole("button", { name: "Test connection" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Connection OK" })).toBeVisible();
   await page.getByRole("button", { name: "Save" }).click();
@@ -32,6 +36,7 @@ test("data sources: test connection, save, edit keeps the secret, clone, search,
   await page.getByRole("button", { name: "Edit local pg" }).click();
   await expect(page.getByLabel("Password", { exact: true })).toHaveAttribute("placeholder", "••••");
   await expect(page.getByLabel("Password", { exact: true })).toHaveValue("");
+  await expect(page.getByLabel("Options", { exact: true })).toHaveValue("statement_timeout = 30s");
   await page.getByRole("button", { name: "Test connection" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Connection OK" })).toBeVisible();
 

@@ -15,17 +15,38 @@ pub async fn available_kinds() -> Result<Vec<String>, UiError> {
         .collect())
 }
 
+/// `key = value`, one per line; blank lines and `#` comments are skipped.
+#[cfg(feature = "ssr")]
+fn parse_options(text: &str) -> Result<std::collections::BTreeMap<String, String>, UiError> {
+    use idra_core::model::ValidationError;
+    let mut out = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            let e =
+                ValidationError::new("options", format!("line {}: expected `key = value`", n + 1));
+            return Err(idra_core::service::ServiceError::from(e).into());
+        };
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// The form's fields as a data source input. An empty password field keeps the stored one.
 #[cfg(feature = "ssr")]
 fn input(
     name: String,
     kind: String,
     connection_string: String,
     password: String,
+    options: String,
 ) -> Result<idra_core::model::DataSourceInput, UiError> {
     use idra_core::model::{ConnectorKind, DataSourceInput, SecretInput};
     let kind = ConnectorKind::parse(&kind).map_err(idra_core::service::ServiceError::from)?;
     let mut secrets = std::collections::BTreeMap::new();
-    // An empty password field means "keep the stored one".
     if !password.is_empty() {
         secrets.insert("password".to_string(), SecretInput::Set(password));
     }
@@ -33,7 +54,7 @@ fn input(
         name: name.trim().to_string(),
         kind,
         connection_string: connection_string.trim().to_string(),
-        options: Default::default(),
+        options: parse_options(&options)?,
         secrets,
     })
 }
@@ -46,11 +67,12 @@ pub async fn save_datasource(
     kind: String,
     connection_string: String,
     password: String,
+    options: String,
 ) -> Result<DataSource, UiError> {
     use super::server;
     let actor = server::actor().await?;
     let services = server::services()?;
-    let input = input(name, kind, connection_string, password)?;
+    let input = input(name, kind, connection_string, password, options)?;
     Ok(if id.is_empty() {
         services.create_datasource(&actor, input).await?
     } else {
@@ -66,19 +88,16 @@ pub async fn test_datasource(
     kind: String,
     connection_string: String,
     password: String,
+    options: String,
 ) -> Result<String, UiError> {
     use super::server;
     let actor = server::actor().await?;
-    let input = input(
-        if name.trim().is_empty() {
-            "unsaved".into()
-        } else {
-            name
-        },
-        kind,
-        connection_string,
-        password,
-    )?;
+    let name = if name.trim().is_empty() {
+        "unsaved".into()
+    } else {
+        name
+    };
+    let input = input(name, kind, connection_string, password, options)?;
     let id = (!id.is_empty()).then_some(id);
     match server::services()?
         .test_datasource_input(&actor, id.as_deref(), input)

@@ -15,6 +15,8 @@ struct Form {
     kind: RwSignal<String>,
     connection_string: RwSignal<String>,
     password: RwSignal<String>,
+    /// Kind-specific options, `key = value` per line.
+    options: RwSignal<String>,
     /// The stored data source has a password (shown as ••••, kept unless retyped).
     password_set: RwSignal<bool>,
 }
@@ -27,6 +29,7 @@ impl Form {
             kind: RwSignal::new(ConnectorKind::Postgres.as_str().to_string()),
             connection_string: RwSignal::new(String::new()),
             password: RwSignal::new(String::new()),
+            options: RwSignal::new(String::new()),
             password_set: RwSignal::new(false),
         }
     }
@@ -42,6 +45,13 @@ impl Form {
         self.kind.set(d.kind.as_str().to_string());
         self.connection_string.set(d.connection_string.clone());
         self.password.set(String::new());
+        self.options.set(
+            d.options
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
         // A clone keeps no secret: the new data source must be given its own.
         self.password_set
             .set(!clone && d.secrets_set.contains("password"));
@@ -76,6 +86,7 @@ pub fn DataSourcesPage() -> impl IntoView {
             form.kind.get_untracked(),
             form.connection_string.get_untracked(),
             form.password.get_untracked(),
+            form.options.get_untracked(),
         )
     };
 
@@ -129,8 +140,8 @@ pub fn DataSourcesPage() -> impl IntoView {
         <h2>{move || if form.id.get().is_empty() { "New data source" } else { "Edit data source" }}</h2>
         <form class="stacked" on:submit=move |ev| {
             ev.prevent_default();
-            let (id, name, kind, connection_string, password) = values();
-            save.dispatch(SaveDatasource { id, name, kind, connection_string, password });
+            let (id, name, kind, connection_string, password, options) = values();
+            save.dispatch(SaveDatasource { id, name, kind, connection_string, password, options });
         }>
             <label for="ds-name">"Name"</label>
             <input id="ds-name" required prop:value=form.name on:input=move |ev| form.name.set(event_target_value(&ev))/>
@@ -158,10 +169,14 @@ pub fn DataSourcesPage() -> impl IntoView {
                 placeholder=move || if form.password_set.get() { "••••" } else { "" }
                 prop:value=form.password on:input=move |ev| form.password.set(event_target_value(&ev))/>
             <span class="muted">{move || if form.password_set.get() { "Stored; leave empty to keep it." } else { "" }}</span>
+            <label for="ds-options">"Options"</label>
+            <textarea id="ds-options" rows="3" placeholder="key = value, one per line (e.g. sslmode = require)"
+                prop:value=form.options on:input=move |ev| form.options.set(event_target_value(&ev))></textarea>
+            {field_error(save, "options")}
             <div class="buttons">
                 <button type="button" on:click=move |_| {
-                    let (id, name, kind, connection_string, password) = values();
-                    test.dispatch(TestDatasource { id, name, kind, connection_string, password });
+                    let (id, name, kind, connection_string, password, options) = values();
+                    test.dispatch(TestDatasource { id, name, kind, connection_string, password, options });
                 }>"Test connection"</button>
                 <button type="submit">"Save"</button>
                 <button type="button" class="link" on:click=move |_| {
@@ -171,6 +186,7 @@ pub fn DataSourcesPage() -> impl IntoView {
                     form.kind.set(fresh.kind.get_untracked());
                     form.connection_string.set(String::new());
                     form.password.set(String::new());
+                    form.options.set(String::new());
                     form.password_set.set(false);
                 }>"New"</button>
             </div>

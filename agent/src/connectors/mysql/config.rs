@@ -23,6 +23,11 @@ impl MysqlConfig {
         if let Some(password) = spec.secret("password") {
             options = options.password(password);
         }
+        if let Some(k) = spec.options.keys().next() {
+            return Err(ConnectorError::fatal(format!(
+                "options: MySQL data sources take no options (found `{k}`); put settings in the connection string, e.g. ?ssl-mode=REQUIRED"
+            )));
+        }
         // Sessions in UTC, so DATETIME values are read and compared as UTC.
         options = options.timezone(Some("+00:00".to_string()));
         let display = format!(

@@ -24,10 +24,22 @@ impl PostgresConfig {
         if let Some(password) = spec.secret("password") {
             options = options.password(password);
         }
-        // UTC sessions: timestamps without time zone are read and compared as UTC.
+        // UTC sessions: timestamps without time zone are read and compared as UTC. The data
+        // source's options are Postgres session parameters (e.g. statement_timeout = 60s).
         options = options
             .application_name("idra")
             .options([("timezone", "UTC")]);
+        for (k, v) in &spec.options {
+            if !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            {
+                return Err(ConnectorError::fatal(format!(
+                    "options: `{k}` is not a Postgres setting name"
+                )));
+            }
+            options = options.options([(k.as_str(), v.as_str())]);
+        }
         let display = format!(
             "Postgres at {}:{}/{}",
             options.get_host(),

@@ -28,6 +28,16 @@ impl SqliteConfig {
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10));
+        // The data source's options are SQLite pragmas (e.g. synchronous = NORMAL).
+        let mut options = options;
+        for (k, v) in &spec.options {
+            if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConnectorError::fatal(format!(
+                    "options: `{k}` is not a SQLite pragma name"
+                )));
+            }
+            options = options.pragma(k.clone(), v.clone());
+        }
         let display = format!("SQLite file {}", options.get_filename().display());
         Ok(Self { options, display })
     }
