@@ -70,7 +70,6 @@ impl ClusterAgent {
                 keys: self.keys.clone(),
                 cipher: self.cipher.clone(),
                 agent_id: info.id.clone(),
-                lease_ttl: self.lease_ttl,
                 lease: lease.lease,
                 reconcile_every: leader::RECONCILE_EVERY,
             });

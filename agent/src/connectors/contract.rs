@@ -28,6 +28,24 @@ pub struct ReadSpec {
 }
 
 impl ReadSpec {
+    /// The key column and, for timestamp cursors, the timestamp column among `columns`.
+    pub fn cursor_columns<'a>(
+        &self,
+        columns: &'a [Column],
+    ) -> Result<(&'a Column, Option<&'a Column>), ConnectorError> {
+        let key = columns.iter().find(|c| c.name == self.key).ok_or_else(|| {
+            ConnectorError::fatal(format!(
+                "key column `{}` is not among the source's columns",
+                self.key
+            ))
+        })?;
+        let ts = self
+            .timestamp
+            .as_ref()
+            .and_then(|t| columns.iter().find(|c| &c.name == t));
+        Ok((key, ts))
+    }
+
     pub fn describe(&self) -> String {
         match (&self.table, &self.query) {
             (Some(t), _) => t.clone(),

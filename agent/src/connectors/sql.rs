@@ -119,6 +119,17 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
     ))
 }
 
+/// What a read selects from: the quoted table, or the custom query as `(…) AS src`.
+pub fn from_clause(d: Dialect, spec: &super::ReadSpec) -> Result<String, ConnectorError> {
+    match (&spec.table, &spec.query) {
+        (_, Some(q)) => subquery(q),
+        (Some(t), None) => d.quote(t),
+        (None, None) => Err(ConnectorError::fatal(
+            "the sync names neither a source table nor a query",
+        )),
+    }
+}
+
 /// `(query) AS src`, refusing what cannot be a single SELECT.
 pub fn subquery(query: &str) -> Result<String, ConnectorError> {
     let q = query.trim().trim_end_matches(';').trim();

@@ -24,7 +24,6 @@ pub struct Supervisor {
     pub keys: Keys,
     pub cipher: Cipher,
     pub agent_id: String,
-    pub lease_ttl: i64,
     /// The agent's session lease: the sync locks live on it, so they end with the agent.
     pub lease: LeaseId,
     pub reconcile_every: Duration,

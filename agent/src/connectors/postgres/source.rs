@@ -9,7 +9,7 @@ use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo, ValueRef};
 
 use super::binary::decode_into;
 use super::config::PostgresConfig;
-use crate::connectors::sql::{read_query, subquery, Dialect, ReadQuery};
+use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQuery};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::BatchBuilder;
 use crate::connectors::{
@@ -269,15 +269,9 @@ impl Source for PostgresSource {
         after: &Cursor,
         limit: usize,
     ) -> Result<RecordBatch, ConnectorError> {
-        let (inner, settled) = match (&spec.table, &spec.query) {
-            (_, Some(q)) => (subquery(q)?, None),
-            (Some(t), None) => (D.quote(t)?, Some(SETTLED)),
-            (None, None) => {
-                return Err(ConnectorError::fatal(
-                    "the sync names neither a source table nor a query",
-                ))
-            }
-        };
+        let inner = from_clause(D, spec)?;
+        // The settle filter needs a table's xmin; a custom query has none.
+        let settled = spec.query.is_none().then_some(SETTLED);
         let first = matches!(after, Cursor::Start);
         let sql = read_query(
             D,
@@ -291,14 +285,7 @@ impl Source for PostgresSource {
                 settle: spec.settle_before.is_some(),
             },
         )?;
-        let key = columns
-            .iter()
-            .find(|c| c.name == spec.key)
-            .ok_or_else(|| ConnectorError::fatal("key column vanished"))?;
-        let ts = spec
-            .timestamp
-            .as_ref()
-            .and_then(|t| columns.iter().find(|c| &c.name == t));
+        let (key, ts) = spec.cursor_columns(columns)?;
         let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
         if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
             q = bind_ts(q, cutoff, ts.ty);

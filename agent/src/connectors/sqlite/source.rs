@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
 use sqlx::{Column as _, Executor, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::config::SqliteConfig;
-use crate::connectors::sql::{read_query, subquery, Dialect, ReadQuery};
+use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQuery};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
 use crate::connectors::{
@@ -334,15 +334,7 @@ impl Source for SqliteSource {
         after: &Cursor,
         limit: usize,
     ) -> Result<RecordBatch, ConnectorError> {
-        let inner = match (&spec.table, &spec.query) {
-            (_, Some(q)) => subquery(q)?,
-            (Some(t), None) => D.quote(t)?,
-            (None, None) => {
-                return Err(ConnectorError::fatal(
-                    "the sync names neither a source table nor a query",
-                ))
-            }
-        };
+        let inner = from_clause(D, spec)?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = read_query(
             D,
@@ -356,14 +348,7 @@ impl Source for SqliteSource {
                 settle: spec.settle_before.is_some(),
             },
         )?;
-        let key = columns
-            .iter()
-            .find(|c| c.name == spec.key)
-            .ok_or_else(|| ConnectorError::fatal("key column vanished"))?;
-        let ts = spec
-            .timestamp
-            .as_ref()
-            .and_then(|t| columns.iter().find(|c| &c.name == t));
+        let (key, ts) = spec.cursor_columns(columns)?;
         let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
         if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
             q = q.bind(match ts.ty {
