@@ -112,16 +112,20 @@ impl App {
         }
     }
 
+    /// One login attempt, whatever its outcome.
+    async fn try_sign_in(&self, user: &str, password: &str) -> Resp {
+        self.call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": user, "password": password})),
+            None,
+        )
+        .await
+    }
+
     async fn sign_in(&self, user: &str, password: &str) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/api/v1/session",
-                None,
-                Some(json!({"username": user, "password": password})),
-                None,
-            )
-            .await;
+        let r = self.try_sign_in(user, password).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let cookie = r.cookie();
         let set = r
@@ -188,48 +192,17 @@ async fn sign_in_list_users_and_sign_out() {
 #[tokio::test]
 async fn failed_sign_ins_share_one_message_and_are_rate_limited() {
     let app = app().await;
-    let wrong = app
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"username": "admin", "password": "nope"})),
-            None,
-        )
-        .await;
-    let unknown = app
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"username": "ghost", "password": "nope"})),
-            None,
-        )
-        .await;
+    let wrong = app.try_sign_in("admin", "nope").await;
+    let unknown = app.try_sign_in("ghost", "nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body, unknown.body, "no hint whether the user exists");
     assert_eq!(wrong.json()["error"], "invalid username or password");
 
     for _ in 0..4 {
-        app.call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"username": "admin", "password": "nope"})),
-            None,
-        )
-        .await;
+        app.try_sign_in("admin", "nope").await;
     }
     // Even the right password is refused while the user is locked out.
-    let limited = app
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"username": "admin", "password": "admin"})),
-            None,
-        )
-        .await;
+    let limited = app.try_sign_in("admin", "admin").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.get(header::RETRY_AFTER).is_some());
 }
@@ -482,15 +455,7 @@ async fn changing_the_default_password_removes_the_banner() {
         .unwrap();
     let dash = app.call("GET", "/", Some(&cookie), None, None).await;
     assert!(!dash.body.contains("Change the default password"));
-    let old = app
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"username": "admin", "password": "admin"})),
-            None,
-        )
-        .await;
+    let old = app.try_sign_in("admin", "admin").await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
 }
 
