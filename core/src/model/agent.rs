@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What an agent writes under `agents/<id>` on its lease: the key vanishes when it dies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentInfo {
     /// Unique per process (host, pid and a random suffix), never the machine id.
@@ -14,6 +15,7 @@ pub struct AgentInfo {
 }
 
 /// `assignments/<sync-id>`: which agent runs a sync, and under which leader generation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
     pub sync_id: String,

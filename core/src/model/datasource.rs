@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::validation::{validate_name, ValidationError};
 
 /// Every kind of system Idra can read from or write to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
@@ -90,6 +91,7 @@ impl ConnectorKind {
 }
 
 /// A saved connection as any client may see it: no secret values, only which are set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataSource {
     pub id: String,
@@ -107,6 +109,7 @@ pub struct DataSource {
 }
 
 /// What to do with one secret when a data source is saved.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretInput {
@@ -118,6 +121,7 @@ pub enum SecretInput {
 }
 
 /// A data source as submitted by a user (create or edit).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataSourceInput {
     pub name: String,

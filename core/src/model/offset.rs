@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How far a sync got. One variant per kind of position a source can resume from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Cursor {
@@ -27,6 +28,7 @@ pub enum Cursor {
 }
 
 /// `offsets/<sync-id>`: the cursor plus the fencing token of the lock holder that wrote it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offset {
     pub cursor: Cursor,
@@ -72,6 +74,7 @@ mod tests {
 }
 
 /// One change of a sync's offset by a person, kept for the record.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OffsetChange {
     pub sync_id: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::validation::{validate_identifier, validate_name, ValidationError};
 
 /// How a sync decides which rows are new.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
@@ -30,6 +31,7 @@ impl SyncMode {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
@@ -39,6 +41,7 @@ pub enum WriteMode {
 }
 
 /// One side of a sync: a saved data source plus what to read or write there.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub datasource_id: String,
@@ -52,6 +55,7 @@ pub struct Endpoint {
 
 /// `syncs/<id>`. Named `SyncConfig` rather than `Sync` so it never shadows the std marker
 /// trait in code that imports the model.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncConfig {
     pub id: String,
@@ -83,6 +87,7 @@ fn enabled_default() -> bool {
 }
 
 /// A sync as a user submits it (create or replace); the server assigns id and times.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncInput {

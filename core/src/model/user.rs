@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::validation::{validate_name, ValidationError};
 
 /// What a user may do. Ordered: every role can do what the ones below it can.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -53,6 +54,7 @@ impl std::str::FromStr for Role {
 }
 
 /// A user as any client may see it. The password hash lives only in [`UserRecord`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub username: String,
@@ -75,6 +77,7 @@ pub struct UserRecord {
 }
 
 /// Input for creating a user.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUser {
     pub username: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AgentInfo, Offset, SyncConfig, SyncStatus};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub syncs: usize,
@@ -13,6 +14,7 @@ pub struct Counts {
     pub errors: usize,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OffsetRow {
     pub sync_id: String,
@@ -24,6 +26,7 @@ pub struct OffsetRow {
 }
 
 /// One member of the store: the embedded file, or an etcd member.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberHealth {
     pub name: String,
@@ -32,6 +35,7 @@ pub struct MemberHealth {
 }
 
 /// The cluster as the Agents page shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterView {
     pub agents: Vec<AgentInfo>,
@@ -42,6 +46,7 @@ pub struct ClusterView {
     pub assignments: Vec<AssignmentRow>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentRow {
     pub sync_id: String,
@@ -52,12 +57,14 @@ pub struct AssignmentRow {
 }
 
 /// A table a data source offers, for the sync editor.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableView {
     pub name: String,
     pub columns: Vec<ColumnView>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnView {
     pub name: String,
@@ -67,6 +74,7 @@ pub struct ColumnView {
 }
 
 /// One row of the Syncs page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncRow {
     pub sync: SyncConfig,
@@ -76,6 +84,7 @@ pub struct SyncRow {
 }
 
 /// A page of syncs, searched and paged on the server (fast with thousands of syncs).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncPage {
     pub rows: Vec<SyncRow>,

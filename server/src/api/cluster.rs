@@ -3,8 +3,10 @@ use axum::Json;
 use idra_core::model::{AgentInfo, AssignmentRow, ClusterView};
 use idra_core::service::Services;
 
+use super::error::ErrorBody;
 use super::{Actor, ApiError};
 
+#[utoipa::path(get, path = "/agents", tag = "cluster", responses((status = 200, body = Vec<AgentInfo>), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn agents(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -12,6 +14,7 @@ pub async fn agents(
     Ok(Json(s.list_agents(&a).await?))
 }
 
+#[utoipa::path(get, path = "/assignments", tag = "cluster", responses((status = 200, body = Vec<AssignmentRow>), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn assignments(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -19,6 +22,7 @@ pub async fn assignments(
     Ok(Json(s.cluster_view(&a).await?.assignments))
 }
 
+#[utoipa::path(get, path = "/cluster", tag = "cluster", responses((status = 200, body = ClusterView), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 /// Agents, leader, generation and assignments in one answer.
 pub async fn cluster(
     State(s): State<Services>,

@@ -3,11 +3,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use idra_core::model::{DataSource, DataSourceInput, TableView};
 use idra_core::service::Services;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use super::error::ErrorBody;
 use super::json::ApiJson;
 use super::{Actor, ApiError};
 
+#[utoipa::path(get, path = "/datasources", tag = "datasources", responses((status = 200, body = Vec<DataSource>), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn list(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -15,6 +17,7 @@ pub async fn list(
     Ok(Json(s.list_datasources(&a).await?))
 }
 
+#[utoipa::path(post, path = "/datasources", tag = "datasources", request_body = DataSourceInput, responses((status = 201, body = DataSource), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn create(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -26,6 +29,7 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/datasources/{id}", tag = "datasources", params(("id" = String, Path, description = "the id")), responses((status = 200, body = DataSource), (status = 404, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn get(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -34,6 +38,7 @@ pub async fn get(
     Ok(Json(s.datasource(&a, &id).await?))
 }
 
+#[utoipa::path(put, path = "/datasources/{id}", tag = "datasources", params(("id" = String, Path, description = "the id")), request_body = DataSourceInput, responses((status = 200, body = DataSource), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn update(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -43,6 +48,7 @@ pub async fn update(
     Ok(Json(s.update_datasource(&a, &id, input).await?))
 }
 
+#[utoipa::path(delete, path = "/datasources/{id}", tag = "datasources", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 409, description = "used by syncs, which are named", body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn delete(
     State(s): State<Services>,
     Actor(a): Actor,
@@ -52,19 +58,27 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/datasources/{id}/test", tag = "datasources", params(("id" = String, Path, description = "the id")), responses((status = 200, body = TestResult), (status = 422, description = "the connector's error", body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 /// Runs the connector's own check (connect and a trivial query).
 pub async fn test(
     State(s): State<Services>,
     Actor(a): Actor,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TestResult>, ApiError> {
     match s.test_datasource(&a, &id).await? {
-        Ok(()) => Ok(Json(json!({"ok": true}))),
+        Ok(()) => Ok(Json(TestResult { ok: true })),
         Err(message) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
     }
 }
 
+/// A passed check (a failed one is an error answer carrying the connector's message).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TestResult {
+    ok: bool,
+}
+
 /// Tables and their columns, for the sync editor.
+#[utoipa::path(get, path = "/datasources/{id}/discover", tag = "datasources", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Vec<TableView>), (status = 422, description = "the connector's error", body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn discover(
     State(s): State<Services>,
     Actor(a): Actor,

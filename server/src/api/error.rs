@@ -12,9 +12,12 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorBody {
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do about it.
     error: String,
+    /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
 }

@@ -2,10 +2,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use idra_core::service::Services;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+#[utoipa::path(get, path = "/health", tag = "health", security(()), responses((status = 200, description = "the store answers", body = Health), (status = 503, description = "the store is unreachable", body = Health)))]
 /// Unauthenticated liveness: is the store reachable? (Member details need a sign-in.)
-pub async fn health(State(s): State<Services>) -> (StatusCode, Json<Value>) {
+pub async fn health(State(s): State<Services>) -> (StatusCode, Json<Health>) {
     let members = s.store.health().await;
     let healthy = members.iter().any(|m| m.healthy);
     let status = if healthy {
@@ -15,9 +16,17 @@ pub async fn health(State(s): State<Services>) -> (StatusCode, Json<Value>) {
     };
     (
         status,
-        Json(json!({
-            "status": if healthy { "ok" } else { "store unreachable" },
-            "store": s.store.backend(),
-        })),
+        Json(Health {
+            status: if healthy { "ok" } else { "store unreachable" },
+            store: s.store.backend(),
+        }),
     )
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` or `store unreachable`.
+    status: &'static str,
+    /// `embedded` or `etcd`.
+    store: &'static str,
 }

@@ -13,55 +13,58 @@ mod users;
 #[cfg(test)]
 mod tests;
 
-use axum::routing::{get, patch, post};
-use axum::Router;
+mod openapi;
+
+use axum::routing::get;
+use axum::{Json, Router};
 use idra_core::service::Services;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::Actor;
 pub use error::ApiError;
 
+/// The API's routes and their OpenAPI document come from the same handler annotations
+/// (`routes!`), so the document served at `/openapi.json` cannot drift from the handlers.
 pub fn router(services: Services) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/agents", get(cluster::agents))
-        .route("/assignments", get(cluster::assignments))
-        .route("/cluster", get(cluster::cluster))
-        .route(
-            "/session",
-            get(session::whoami)
-                .post(session::sign_in)
-                .delete(session::sign_out),
-        )
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{name}", patch(users::update).delete(users::delete))
-        .route(
-            "/datasources",
-            get(datasources::list).post(datasources::create),
-        )
-        .route(
-            "/datasources/{id}",
-            get(datasources::get)
-                .put(datasources::update)
-                .delete(datasources::delete),
-        )
-        .route("/datasources/{id}/test", post(datasources::test))
-        .route("/datasources/{id}/discover", get(datasources::discover))
-        .route("/syncs", get(syncs::list).post(syncs::create))
-        .route(
-            "/syncs/{id}",
-            get(syncs::get).put(syncs::update).delete(syncs::delete),
-        )
-        .route("/syncs/import", post(syncs::import))
-        .route("/syncs/export", get(syncs::export))
-        .route("/syncs/{id}/pause", post(syncs::pause))
-        .route("/syncs/{id}/run", post(syncs::run))
-        .route("/syncs/{id}/resume", post(syncs::resume))
-        .route("/syncs/{id}/status", get(syncs::status))
-        .route(
-            "/syncs/{id}/offset",
-            get(syncs::offset).put(syncs::set_offset),
-        )
-        .route("/syncs/{id}/offset/changes", get(syncs::offset_changes))
-        .fallback(|| async { ApiError::not_found("no such API endpoint; see /api/v1/health") })
-        .with_state(services)
+    let (router, doc) = documented_routes().with_state(services).split_for_parts();
+    let doc = openapi::finish(doc);
+    router
+        .route("/openapi.json", get(move || async move { Json(doc) }))
+        .fallback(|| async {
+            ApiError::not_found("no such API endpoint; see /api/v1/openapi.json")
+        })
+}
+
+fn documented_routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(cluster::agents))
+        .routes(routes!(cluster::assignments))
+        .routes(routes!(cluster::cluster))
+        .routes(routes!(
+            session::whoami,
+            session::sign_in,
+            session::sign_out
+        ))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update, users::delete))
+        .routes(routes!(datasources::list, datasources::create))
+        .routes(routes!(
+            datasources::get,
+            datasources::update,
+            datasources::delete
+        ))
+        .routes(routes!(datasources::test))
+        .routes(routes!(datasources::discover))
+        .routes(routes!(syncs::list, syncs::create))
+        .routes(routes!(syncs::get, syncs::update, syncs::delete))
+        .routes(routes!(syncs::import))
+        .routes(routes!(syncs::export))
+        .routes(routes!(syncs::pause))
+        .routes(routes!(syncs::run))
+        .routes(routes!(syncs::resume))
+        .routes(routes!(syncs::status))
+        .routes(routes!(syncs::offset, syncs::set_offset))
+        .routes(routes!(syncs::offset_changes))
 }

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::auth::ClientIp;
+use super::error::ErrorBody;
 use super::json::ApiJson;
 use super::{Actor, ApiError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     username: String,
@@ -25,6 +26,7 @@ fn session_failed(e: tower_sessions::session::Error) -> ApiError {
     )
 }
 
+#[utoipa::path(post, path = "/session", tag = "session", request_body = Credentials, security(()), responses((status = 200, description = "signed in; the `idra_session` cookie is set", body = User), (status = 400, body = ErrorBody), (status = 401, description = "wrong username or password", body = ErrorBody), (status = 429, description = "too many failed attempts; see Retry-After", body = ErrorBody)))]
 pub async fn sign_in(
     State(services): State<Services>,
     ClientIp(ip): ClientIp,
@@ -40,11 +42,13 @@ pub async fn sign_in(
     Ok(Json(user))
 }
 
+#[utoipa::path(delete, path = "/session", tag = "session", security(()), responses((status = 204, description = "signed out")))]
 pub async fn sign_out(session: Session) -> Result<StatusCode, ApiError> {
     session.flush().await.map_err(session_failed)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/session", tag = "session", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub async fn whoami(Actor(user): Actor) -> Json<User> {
     Json(user)
 }

@@ -5,9 +5,11 @@ use idra_core::model::{NewUser, Role, User};
 use idra_core::service::Services;
 use serde::Deserialize;
 
+use super::error::ErrorBody;
 use super::json::ApiJson;
 use super::{Actor, ApiError};
 
+#[utoipa::path(get, path = "/users", tag = "users", responses((status = 200, body = Vec<User>), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn list(
     State(s): State<Services>,
     Actor(actor): Actor,
@@ -15,6 +17,7 @@ pub async fn list(
     Ok(Json(s.list_users(&actor).await?))
 }
 
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser, responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn create(
     State(s): State<Services>,
     Actor(actor): Actor,
@@ -24,7 +27,7 @@ pub async fn create(
 }
 
 /// Any subset of the fields; each is applied (and checked) in turn.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     role: Option<Role>,
@@ -32,6 +35,7 @@ pub struct UserUpdate {
     password: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/users/{name}", tag = "users", params(("name" = String, Path, description = "the username")), request_body = UserUpdate, responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn update(
     State(s): State<Services>,
     Actor(actor): Actor,
@@ -59,6 +63,7 @@ pub async fn update(
     Ok(Json(user.expect("at least one field was applied")))
 }
 
+#[utoipa::path(delete, path = "/users/{name}", tag = "users", params(("name" = String, Path, description = "the username")), responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 409, description = "the last admin", body = ErrorBody), (status = 401, description = "not signed in", body = ErrorBody), (status = 403, description = "the role lacks the right", body = ErrorBody)))]
 pub async fn delete(
     State(s): State<Services>,
     Actor(actor): Actor,
