@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test watch build lint fmt bench
+.PHONY: run test watch build lint fmt bench bench-ui
 
 ## Build a release and serve it on http://127.0.0.1:3000 (embedded store in ./data, admin/admin).
 run:
@@ -32,3 +32,7 @@ fmt:
 ## Idra vs Sling vs a raw COPY pipe on the local Postgres (prints rows/s and ratios).
 bench:
 	bench/run.sh
+
+## 1,000 syncs in the store: p50/p99 of the Dashboard and Syncs pages, and the release wasm size.
+bench-ui:
+	bench/ui.sh
