@@ -55,21 +55,50 @@ impl ReadSpec {
     }
 }
 
+/// One read from a source.
+#[derive(Debug, Clone)]
+pub struct ReadBatch {
+    pub rows: RecordBatch,
+    /// Where this batch ends, for sources positioned by something other than the rows' key
+    /// (a queue's deliveries, Kafka partition offsets, a change-stream resume token, an
+    /// object key). None: the engine takes the cursor from the last row's key.
+    pub end: Option<Cursor>,
+    /// False when the source is caught up (for keyed sources: fewer rows than asked).
+    pub more: bool,
+}
+
+impl ReadBatch {
+    /// A batch of a keyed source: positioned by its last row, more to come when full.
+    pub fn keyed(rows: RecordBatch, limit: usize) -> Self {
+        let more = rows.num_rows() >= limit;
+        Self {
+            rows,
+            end: None,
+            more,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Source: Send + Sync {
     async fn test_connection(&self) -> Result<(), ConnectorError>;
     async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError>;
     /// The columns `read` returns for `spec`, checking that key and timestamp exist.
     async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError>;
-    /// Up to `limit` rows strictly after `after`, in (timestamp,) key order. Fewer than
-    /// `limit` rows means the source is caught up.
+    /// Up to `limit` rows strictly after `after`, in (timestamp,) key order.
     async fn read(
         &self,
         spec: &ReadSpec,
         columns: &[Column],
         after: &Cursor,
         limit: usize,
-    ) -> Result<RecordBatch, ConnectorError>;
+    ) -> Result<ReadBatch, ConnectorError>;
+    /// Called once the destination and the offset have both committed everything up to
+    /// `through` (a cursor `read` returned): a queue acknowledges those deliveries here, so
+    /// a crash before this point redelivers them rather than losing them.
+    async fn acknowledge(&self, _through: &Cursor) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Written in the destination's own transaction together with the rows (one record per

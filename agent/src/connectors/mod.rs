@@ -3,6 +3,7 @@
 
 pub mod contract;
 mod error;
+pub mod json;
 pub mod mysql;
 pub mod postgres;
 pub mod sql;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use idra_core::model::{ConnectorKind, Cursor};
 use idra_core::secret::Secret;
 
-pub use contract::{Commit, Destination, ReadSpec, Source, TableInfo, WriteRequest};
+pub use contract::{Commit, Destination, ReadBatch, ReadSpec, Source, TableInfo, WriteRequest};
 pub use error::{from_sqlx, ConnectorError, ErrorKind};
 use types::{Column, ColumnType};
 use values::Value;

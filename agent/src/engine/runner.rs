@@ -250,10 +250,10 @@ impl Runner {
             tokio::spawn(async move {
                 loop {
                     let read_began = Instant::now();
-                    let batch = match source.read(&spec, &columns, &cursor, limit).await {
+                    let read = match source.read(&spec, &columns, &cursor, limit).await {
                         Ok(b) => {
                             tracing::debug!(
-                                rows = b.num_rows(),
+                                rows = b.rows.num_rows(),
                                 ms = read_began.elapsed().as_millis() as u64,
                                 "read batch"
                             );
@@ -264,9 +264,16 @@ impl Runner {
                             return;
                         }
                     };
+                    let batch = read.rows;
                     let n = batch.num_rows();
                     if n > 0 {
-                        match cursor_at(&batch, &columns, n - 1, &spec.key, paging_ts.as_deref()) {
+                        let end = match read.end {
+                            Some(end) => Ok(end),
+                            None => {
+                                cursor_at(&batch, &columns, n - 1, &spec.key, paging_ts.as_deref())
+                            }
+                        };
+                        match end {
                             Ok(c) => cursor = c,
                             Err(e) => {
                                 let _ = tx.send(Err(e)).await;
@@ -277,7 +284,7 @@ impl Runner {
                             return;
                         }
                     }
-                    if n < limit {
+                    if !read.more {
                         return;
                     }
                 }
@@ -338,6 +345,7 @@ impl Runner {
                         )
                         .await?;
                 }
+                source.acknowledge(&cursor).await?;
                 tracing::debug!(
                     rows = batch.num_rows(),
                     write_ms = written.as_millis() as u64,

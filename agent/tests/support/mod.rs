@@ -183,7 +183,8 @@ impl Db {
         let batch = source
             .read(&spec, &columns, &Cursor::Start, 1_000_000)
             .await
-            .unwrap();
+            .unwrap()
+            .rows;
         (0..batch.num_rows())
             .map(|r| {
                 columns

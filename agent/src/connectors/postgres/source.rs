@@ -1,4 +1,3 @@
-use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -13,7 +12,8 @@ use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQue
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::BatchBuilder;
 use crate::connectors::{
-    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadSpec, Source, TableInfo,
+    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source,
+    TableInfo,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -268,7 +268,7 @@ impl Source for PostgresSource {
         columns: &[Column],
         after: &Cursor,
         limit: usize,
-    ) -> Result<RecordBatch, ConnectorError> {
+    ) -> Result<ReadBatch, ConnectorError> {
         let inner = from_clause(D, spec)?;
         // The settle filter needs a table's xmin; a custom query has none.
         let settled = spec.query.is_none().then_some(SETTLED);
@@ -297,6 +297,6 @@ impl Source for PostgresSource {
         while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
             append_row(&mut b, &row, columns)?;
         }
-        b.finish()
+        Ok(ReadBatch::keyed(b.finish()?, limit))
     }
 }

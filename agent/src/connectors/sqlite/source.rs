@@ -1,4 +1,3 @@
-use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use futures::TryStreamExt;
@@ -12,7 +11,8 @@ use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQue
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
 use crate::connectors::{
-    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadSpec, Source, TableInfo,
+    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source,
+    TableInfo,
 };
 
 const D: Dialect = Dialect::Sqlite;
@@ -333,7 +333,7 @@ impl Source for SqliteSource {
         columns: &[Column],
         after: &Cursor,
         limit: usize,
-    ) -> Result<RecordBatch, ConnectorError> {
+    ) -> Result<ReadBatch, ConnectorError> {
         let inner = from_clause(D, spec)?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = read_query(
@@ -367,6 +367,6 @@ impl Source for SqliteSource {
             }
             b.end_row();
         }
-        b.finish()
+        Ok(ReadBatch::keyed(b.finish()?, limit))
     }
 }
