@@ -324,45 +324,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// One non-null value of each type, as a source would produce it.
-    pub fn sample(ty: ColumnType) -> Value {
-        match ty {
-            ColumnType::Int16 => Value::Int(-12),
-            ColumnType::Int32 => Value::Int(70_000),
-            ColumnType::Int64 => Value::Int(9_007_199_254_740_993),
-            ColumnType::Float32 => Value::Float(1.5),
-            ColumnType::Float64 => Value::Float(-2.25e-7),
-            ColumnType::Bool => Value::Bool(true),
-            ColumnType::Text => Value::Text("naïve \"quoted\"\n".into()),
-            ColumnType::Bytes => Value::Bytes(vec![0, 255, 7]),
-            ColumnType::Date => Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
-            ColumnType::Time => Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 1, 5).unwrap()),
-            ColumnType::Timestamp => Value::Timestamp(
-                NaiveDate::from_ymd_opt(1999, 12, 31)
-                    .unwrap()
-                    .and_hms_micro_opt(1, 2, 3, 456_789)
-                    .unwrap(),
-            ),
-            ColumnType::TimestampTz => Value::TimestampTz(
-                NaiveDate::from_ymd_opt(2024, 6, 1)
-                    .unwrap()
-                    .and_hms_micro_opt(12, 0, 0, 1)
-                    .unwrap()
-                    .and_utc(),
-            ),
-            ColumnType::Decimal { .. } => Value::Decimal(123_456_789_012),
-            ColumnType::Json => Value::Text(r#"{"a":[1,2]}"#.into()),
-            ColumnType::Uuid => {
-                Value::Uuid(parse_uuid("0f8fad5b-d9cb-469f-a165-70867728950e").unwrap())
-            }
-        }
-    }
-
     #[test]
     fn every_type_round_trips_through_json() {
         for ty in ColumnType::ALL {
             let col = Column::new("c", ty, true);
-            let v = sample(ty);
+            let v = crate::connectors::values::sample(ty);
             let j = encode_value(v.clone(), ty);
             // Through text, as it travels.
             let j: Json = serde_json::from_str(&j.to_string()).unwrap();

@@ -3,6 +3,7 @@
 
 pub mod contract;
 mod error;
+pub mod http;
 pub mod json;
 pub mod mysql;
 pub mod postgres;
@@ -66,7 +67,22 @@ pub fn registry() -> Vec<ConnectorEntry> {
             destination: true,
             secret_fields: sqlite::SECRET_FIELDS,
         },
+        ConnectorEntry {
+            kind: ConnectorKind::Http,
+            source: true,
+            destination: true,
+            secret_fields: http::SECRET_FIELDS,
+        },
     ]
+}
+
+/// What a destination that delivers messages (an API, a queue, a topic, objects) answers
+/// for the operations only a table can do.
+pub fn table_only(kind: ConnectorKind, what: &str) -> ConnectorError {
+    ConnectorError::fatal(format!(
+        "a {} destination cannot {what}; use a database destination for this mode, or an incremental mode (by id, by timestamp) or full refresh append",
+        kind.label()
+    ))
 }
 
 fn unavailable(kind: ConnectorKind) -> ConnectorError {
@@ -81,6 +97,7 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresSource::new(spec)?)),
         ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlSource::new(spec)?)),
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::new(spec)?)),
+        ConnectorKind::Http => Ok(Box::new(http::HttpSource::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -90,6 +107,7 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresDestination::new(spec)?)),
         ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlDestination::new(spec)?)),
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteDestination::new(spec)?)),
+        ConnectorKind::Http => Ok(Box::new(http::HttpDestination::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers for tests against the real Postgres, MariaDB and SQLite files.
 #![allow(dead_code)]
 
+pub mod compliance;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;

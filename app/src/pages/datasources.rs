@@ -161,7 +161,7 @@ pub fn DataSourcesPage() -> impl IntoView {
             </select>
             {field_error(save, "kind")}
             <label for="ds-cs">"Connection string"</label>
-            <input id="ds-cs" required placeholder="postgres://user@host:5432/database" prop:value=form.connection_string
+            <input id="ds-cs" required placeholder=move || kind_of(&form.kind.get()).connection_example() prop:value=form.connection_string
                 on:input=move |ev| form.connection_string.set(event_target_value(&ev))/>
             {field_error(save, "connection_string")}
             <label for="ds-password">"Password"</label>
@@ -170,7 +170,7 @@ pub fn DataSourcesPage() -> impl IntoView {
                 prop:value=form.password on:input=move |ev| form.password.set(event_target_value(&ev))/>
             <span class="muted">{move || if form.password_set.get() { "Stored; leave empty to keep it." } else { "" }}</span>
             <label for="ds-options">"Options"</label>
-            <textarea id="ds-options" rows="3" placeholder="key = value, one per line (e.g. sslmode = require)"
+            <textarea id="ds-options" rows="3" placeholder=move || kind_of(&form.kind.get()).options_example()
                 prop:value=form.options on:input=move |ev| form.options.set(event_target_value(&ev))></textarea>
             {field_error(save, "options")}
             <div class="buttons">
@@ -200,4 +200,9 @@ pub fn DataSourcesPage() -> impl IntoView {
             <p class="success" role="status">{format!("Saved {}.", d.name)}</p>
         })}
     }
+}
+
+/// The kind the form shows (Postgres until one is chosen).
+fn kind_of(value: &str) -> ConnectorKind {
+    ConnectorKind::parse(value).unwrap_or(ConnectorKind::Postgres)
 }

@@ -80,6 +80,31 @@ impl ConnectorKind {
 
     /// Option names whose values are secrets for this kind: encrypted at rest and never sent
     /// to a client. A password embedded in a connection string is moved to `password`.
+    /// What a connection string of this kind looks like, for the form's placeholder.
+    pub fn connection_example(self) -> &'static str {
+        match self {
+            ConnectorKind::Postgres => "postgres://user@host:5432/database",
+            ConnectorKind::Mysql => "mysql://user@host:3306/database",
+            ConnectorKind::Sqlite => "sqlite:///path/to/file.db",
+            ConnectorKind::SqlServer => "server=tcp:host,1433;user=sa;database=app",
+            ConnectorKind::MongoDb => "mongodb://user@host:27017/database",
+            ConnectorKind::Kafka => "broker1:9092,broker2:9092",
+            ConnectorKind::S3 => "s3://bucket/prefix",
+            ConnectorKind::Http => "https://api.example.com/v1 (the Password is the bearer token)",
+            ConnectorKind::RabbitMq => "amqp://user@host:5672/%2f",
+        }
+    }
+
+    /// The kind's options (`key = value` per line), for the form's placeholder.
+    pub fn options_example(self) -> &'static str {
+        match self {
+            ConnectorKind::Postgres => "Postgres session settings, e.g.\nstatement_timeout = 60000",
+            ConnectorKind::Sqlite => "SQLite pragmas, e.g.\nsynchronous = NORMAL",
+            ConnectorKind::Http => "records_path = data.items\npagination = key | cursor | page\nafter_param = after  limit_param = limit\nschema = id bigint, name text\nuser = (basic auth)  max_retries = 5  paths = orders, users",
+            _ => "key = value, one per line",
+        }
+    }
+
     pub fn secret_fields(self) -> &'static [&'static str] {
         match self {
             ConnectorKind::S3 => &["password", "secret_access_key", "session_token"],
