@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the local Postgres (127.0.0.1:5432, trust auth) and MariaDB (127.0.0.1:3306,
-# root without password) answer and have a `test` database. These machines start both
+# root without password) answer and have a `test` database, and RabbitMQ answers on 5672. These machines start both
 # before each session; elsewhere this installs and starts them from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +30,14 @@ if ! my_ok; then
   wait_for my_ok || { echo "MariaDB does not answer on 127.0.0.1:3306 (root without password is expected)" >&2; exit 1; }
 fi
 mariadb -h 127.0.0.1 -P 3306 -u root -e "CREATE DATABASE IF NOT EXISTS test"
-echo "databases: Postgres and MariaDB ready"
+
+# RabbitMQ (127.0.0.1:5672, guest/guest) for the RabbitMQ connector tests.
+rabbit_ok() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbit_ok; then
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  echo "rabbitmq: starting"
+  rabbitmq-server -detached || true
+  for _ in $(seq 1 150); do rabbit_ok && break; sleep 0.2; done
+  rabbit_ok || { echo "RabbitMQ does not answer on 127.0.0.1:5672 (guest/guest is expected)" >&2; exit 1; }
+fi
+echo "databases and brokers: Postgres, MariaDB and RabbitMQ ready"

@@ -7,6 +7,7 @@ pub mod http;
 pub mod json;
 pub mod mysql;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod sql;
 pub mod sqlite;
 pub mod types;
@@ -73,6 +74,12 @@ pub fn registry() -> Vec<ConnectorEntry> {
             destination: true,
             secret_fields: http::SECRET_FIELDS,
         },
+        ConnectorEntry {
+            kind: ConnectorKind::RabbitMq,
+            source: true,
+            destination: true,
+            secret_fields: rabbitmq::SECRET_FIELDS,
+        },
     ]
 }
 
@@ -98,6 +105,7 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlSource::new(spec)?)),
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::new(spec)?)),
         ConnectorKind::Http => Ok(Box::new(http::HttpSource::new(spec)?)),
+        ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitSource::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -108,6 +116,7 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::Mysql => Ok(Box::new(mysql::MysqlDestination::new(spec)?)),
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteDestination::new(spec)?)),
         ConnectorKind::Http => Ok(Box::new(http::HttpDestination::new(spec)?)),
+        ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitDestination::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
