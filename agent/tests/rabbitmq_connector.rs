@@ -44,7 +44,7 @@ impl Queues {
     fn new() -> Self {
         Self(Arc::default())
     }
-    fn fresh(&self) -> Box<dyn Fn() -> String + Send + Sync> {
+    fn fresh(&self) -> Box<dyn Fn() -> String> {
         let names = self.0.clone();
         Box::new(move || {
             let q = unique("idra_q");

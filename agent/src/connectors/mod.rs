@@ -5,6 +5,7 @@ pub mod contract;
 mod error;
 pub mod http;
 pub mod json;
+pub mod kafka;
 pub mod mysql;
 pub mod postgres;
 pub mod rabbitmq;
@@ -75,6 +76,12 @@ pub fn registry() -> Vec<ConnectorEntry> {
             secret_fields: http::SECRET_FIELDS,
         },
         ConnectorEntry {
+            kind: ConnectorKind::Kafka,
+            source: true,
+            destination: true,
+            secret_fields: kafka::SECRET_FIELDS,
+        },
+        ConnectorEntry {
             kind: ConnectorKind::RabbitMq,
             source: true,
             destination: true,
@@ -106,6 +113,7 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::new(spec)?)),
         ConnectorKind::Http => Ok(Box::new(http::HttpSource::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitSource::new(spec)?)),
+        ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaSource::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -117,6 +125,7 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteDestination::new(spec)?)),
         ConnectorKind::Http => Ok(Box::new(http::HttpDestination::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitDestination::new(spec)?)),
+        ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaDestination::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -205,12 +214,12 @@ mod tests {
     #[test]
     fn unbuilt_connectors_say_so() {
         let spec = ConnectionSpec {
-            kind: ConnectorKind::Kafka,
-            connection_string: "k:9092".into(),
+            kind: ConnectorKind::S3,
+            connection_string: "s3://bucket/prefix".into(),
             options: BTreeMap::new(),
             secrets: BTreeMap::new(),
         };
         let e = open_source(&spec).err().unwrap();
-        assert!(e.message.contains("Kafka") && !e.is_retryable());
+        assert!(e.message.contains("S3") && !e.is_retryable());
     }
 }

@@ -18,19 +18,19 @@ use idra_core::model::{Cursor, SyncMode, WriteMode};
 
 use super::{create_source, insert_rows, minute, sync, unique, Db};
 
-pub struct Peer {
+pub struct Peer<'a> {
     pub label: &'static str,
     pub source: ConnectionSpec,
     pub destination: ConnectionSpec,
     /// The same system reached with a wrong password, token or key.
     pub bad_credentials: ConnectionSpec,
     /// A new, empty table / topic / queue / path name for one check.
-    pub fresh: Box<dyn Fn() -> String + Send + Sync>,
+    pub fresh: Box<dyn Fn() -> String + 'a>,
     /// Whether the source must be told the fields (`schema` option) to read typed values.
     pub declare_schema: bool,
 }
 
-pub async fn check_all(peer: &Peer) {
+pub async fn check_all(peer: &Peer<'_>) {
     round_trip_of_the_type_table(peer).await;
     empty_batch(peer).await;
     resume_after_restart_as_source(peer).await;
@@ -70,7 +70,7 @@ fn declaration(columns: &[Column]) -> String {
         .join(", ")
 }
 
-fn reading(peer: &Peer, columns: &[Column]) -> ConnectionSpec {
+fn reading(peer: &Peer<'_>, columns: &[Column]) -> ConnectionSpec {
     let mut spec = peer.source.clone();
     if peer.declare_schema {
         spec.options.insert("schema".into(), declaration(columns));
@@ -155,7 +155,7 @@ async fn read_back(
     (columns, rows, total)
 }
 
-pub async fn round_trip_of_the_type_table(peer: &Peer) {
+pub async fn round_trip_of_the_type_table(peer: &Peer<'_>) {
     let table = (peer.fresh)();
     let (columns, batch) = type_table();
     write(&peer.destination, &table, &batch, 2).await;
@@ -188,7 +188,7 @@ pub async fn round_trip_of_the_type_table(peer: &Peer) {
     }
 }
 
-pub async fn empty_batch(peer: &Peer) {
+pub async fn empty_batch(peer: &Peer<'_>) {
     let table = (peer.fresh)();
     let columns = vec![
         Column::new("id", ColumnType::Int64, false),
@@ -247,7 +247,7 @@ fn runner(
     )
 }
 
-pub async fn resume_after_restart_as_source(peer: &Peer) {
+pub async fn resume_after_restart_as_source(peer: &Peer<'_>) {
     let table = (peer.fresh)();
     for (from, to) in [(1, 10), (11, 20), (21, 25)] {
         write(&peer.destination, &table, &rows_batch(from, to), to).await;
@@ -308,7 +308,7 @@ pub async fn resume_after_restart_as_source(peer: &Peer) {
     );
 }
 
-pub async fn resume_after_restart_as_destination(peer: &Peer) {
+pub async fn resume_after_restart_as_destination(peer: &Peer<'_>) {
     let lite = Db::sqlite();
     let src = unique("to_peer");
     create_source(&lite, &src).await;
@@ -354,7 +354,7 @@ pub async fn resume_after_restart_as_destination(peer: &Peer) {
     );
 }
 
-pub async fn bad_credentials(peer: &Peer) {
+pub async fn bad_credentials(peer: &Peer<'_>) {
     let source = connectors::open_source(&peer.bad_credentials).unwrap();
     let e = source
         .test_connection()

@@ -101,6 +101,7 @@ impl ConnectorKind {
             ConnectorKind::Postgres => "Postgres session settings, e.g.\nstatement_timeout = 60000",
             ConnectorKind::Sqlite => "SQLite pragmas, e.g.\nsynchronous = NORMAL",
             ConnectorKind::Http => "records_path = data.items\npagination = key | cursor | page\nafter_param = after  limit_param = limit\nschema = id bigint, name text\nuser = (basic auth)  max_retries = 5  paths = orders, users",
+            ConnectorKind::Kafka => "librdkafka properties, e.g.\nsecurity.protocol = SASL_SSL\nsasl.mechanisms = PLAIN\nsasl.username = idra\nand Idra's: partitions = 0,1  schema = id bigint, name text  wait_ms = 500",
             ConnectorKind::RabbitMq => "exchange = (destination; default exchange if empty)\nschema = id bigint, name text\nwait_ms = 200  prefetch = 2000  declare_queue = true",
             _ => "key = value, one per line",
         }

@@ -1,0 +1,168 @@
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::ClientConfig;
+
+use crate::connectors::json::parse_schema;
+use crate::connectors::types::Column;
+use crate::connectors::{ConnectionSpec, ConnectorError};
+
+/// `password` (or `sasl_password`) is `sasl.password`; `ssl_key_password` is `ssl.key.password`.
+pub const SECRET_FIELDS: &[&str] = &["password", "sasl_password", "ssl_key_password"];
+
+/// Options that are Idra's own; every other option is a librdkafka property.
+const OWN_OPTIONS: &[&str] = &[
+    "partitions",
+    "schema",
+    "wait_ms",
+    "new_topic_partitions",
+    "new_topic_replication",
+];
+
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// librdkafka properties, secrets included (never printed).
+    pub client: ClientConfig,
+    pub brokers: String,
+    /// Source: the partitions to read (all when unset).
+    pub partitions: Option<Vec<i32>>,
+    pub schema: Option<Vec<Column>>,
+    /// Source: how long to wait for one more record before a batch is complete.
+    pub wait: Duration,
+    /// Destination: partitions and replication factor of a topic Idra creates.
+    pub new_topic_partitions: i32,
+    pub new_topic_replication: i32,
+}
+
+fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::fatal(format!("options: `{name}` {msg}"))
+}
+
+impl KafkaConfig {
+    pub fn from_spec(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        let brokers = spec.connection_string.trim().to_string();
+        if brokers.is_empty() || brokers.contains("://") {
+            return Err(ConnectorError::fatal(format!(
+                "connection_string: `{brokers}` is not a broker list; expected host:port[,host:port…] (TLS and SASL go in the options, e.g. security.protocol = SASL_SSL)"
+            )));
+        }
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &brokers)
+            .set("client.id", "idra");
+        for (k, v) in &spec.options {
+            if OWN_OPTIONS.contains(&k.as_str()) {
+                continue;
+            }
+            if !k
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
+            {
+                return Err(option_err(
+                    k,
+                    format!(
+                        "is neither an Idra option ({}) nor a librdkafka property (like security.protocol)",
+                        OWN_OPTIONS.join(", ")
+                    ),
+                ));
+            }
+            client.set(k, v);
+        }
+        if let Some(p) = spec.secret("sasl_password").or(spec.secret("password")) {
+            client.set("sasl.password", p);
+        }
+        if let Some(p) = spec.secret("ssl_key_password") {
+            client.set("ssl.key.password", p);
+        }
+        let number = |name: &str, default: i64| -> Result<i64, ConnectorError> {
+            spec.options
+                .get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| option_err(name, format!("must be a whole number, not `{v}`")))
+                })
+                .unwrap_or(Ok(default))
+        };
+        let partitions = match spec.options.get("partitions") {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|p| *p >= 0)
+                            .ok_or_else(|| {
+                                option_err(
+                                    "partitions",
+                                    format!("`{list}` must list partition numbers, e.g. 0,1,2"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(Self {
+            client,
+            brokers,
+            partitions,
+            schema: match spec.options.get("schema") {
+                Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
+                None => None,
+            },
+            wait: Duration::from_millis(number("wait_ms", 500)? as u64),
+            new_topic_partitions: number("new_topic_partitions", 1)? as i32,
+            new_topic_replication: number("new_topic_replication", -1)? as i32,
+        })
+    }
+
+    /// A consumer that never joins a group nor commits: positions live in Idra's offset.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = self.client.clone();
+        c.set("group.id", "idra-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        c
+    }
+
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = self.client.clone();
+        c.set("enable.idempotence", "true").set("acks", "all");
+        c
+    }
+}
+
+/// Classifies a librdkafka error: configuration, credentials, missing topics and oversized
+/// records need the user; brokers that cannot be reached are retried.
+pub fn kafka_error(e: KafkaError, what: &str) -> ConnectorError {
+    use RDKafkaErrorCode as C;
+    let text = e.to_string();
+    if let KafkaError::ClientCreation(m) | KafkaError::ClientConfig(_, m, _, _) = &e {
+        return ConnectorError::fatal(format!(
+            "{what}: librdkafka refused the configuration: {m}. Fix the data source's options"
+        ));
+    }
+    match e.rdkafka_error_code() {
+        Some(
+            C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::UnsupportedSASLMechanism
+            | C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed,
+        ) => ConnectorError::fatal(format!(
+            "{what}: Kafka refused the credentials ({text}). Check security.protocol, sasl.mechanisms, sasl.username and the data source's password, and the user's ACLs"
+        )),
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => ConnectorError::fatal(format!(
+            "{what}: {text}. Check the sync's table (the topic) and the `partitions` option"
+        )),
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => ConnectorError::fatal(format!(
+            "{what}: {text}. Lower the sync's batch size or raise message.max.bytes"
+        )),
+        _ => ConnectorError::retryable(format!(
+            "{what}: {text}. Check the brokers in the connection string and that they are up"
+        )),
+    }
+}

@@ -1,0 +1,296 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use idra_core::model::Cursor;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value as Json;
+use tokio::sync::Mutex;
+
+use super::config::{kafka_error, KafkaConfig};
+use crate::connectors::json::{decode_records, infer_columns};
+use crate::connectors::types::Column;
+use crate::connectors::{ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source, TableInfo};
+
+/// Records sampled from the start of the topic to infer fields when no `schema` is declared.
+const SAMPLE: usize = 100;
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads a topic by explicit assignment: the next offset of every partition is the sync's
+/// offset (`Cursor::Partitions`), committed with the destination, never to a consumer group.
+pub struct KafkaSource {
+    config: KafkaConfig,
+    consuming: Mutex<Option<Consuming>>,
+}
+
+struct Consuming {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    next: BTreeMap<i32, i64>,
+}
+
+/// A record's value as JSON records: an object, or an array of objects. Tombstones (no
+/// value) carry no row.
+pub(super) fn records_of(
+    payload: Option<&[u8]>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Vec<Json>, ConnectorError> {
+    let Some(body) = payload else {
+        return Ok(Vec::new());
+    };
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(o)) => Ok(vec![Json::Object(o)]),
+        Ok(Json::Array(a)) if a.iter().all(Json::is_object) => Ok(a),
+        _ => Err(ConnectorError::fatal(format!(
+            "topic `{topic}` partition {partition} offset {offset} is not a JSON object: {}. Fix the producer, or move the sync's offset past it (Offsets page) to skip it",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        ))),
+    }
+}
+
+impl KafkaSource {
+    pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        Ok(Self {
+            config: KafkaConfig::from_spec(spec)?,
+            consuming: Mutex::new(None),
+        })
+    }
+
+    fn topic(spec: &ReadSpec) -> Result<&str, ConnectorError> {
+        match spec.table.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Ok(t),
+            _ => Err(ConnectorError::fatal(
+                "table: set it to the topic to read; custom queries do not apply to Kafka",
+            )),
+        }
+    }
+
+    fn consumer(&self) -> Result<Arc<StreamConsumer>, ConnectorError> {
+        let c: StreamConsumer = self
+            .config
+            .consumer_config()
+            .create()
+            .map_err(|e| kafka_error(e, "creating the consumer"))?;
+        Ok(Arc::new(c))
+    }
+
+    /// Whether `topic` exists (asked as a consumer, which never creates topics).
+    pub(super) async fn topic_exists(&self, topic: &str) -> Result<bool, ConnectorError> {
+        let consumer = self.consumer()?;
+        let t = topic.to_string();
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer.fetch_metadata(Some(&t), METADATA_TIMEOUT)
+        })
+        .await
+        .map_err(|e| ConnectorError::retryable(format!("metadata task: {e}")))?
+        .map_err(|e| kafka_error(e, &format!("reading the metadata of topic `{topic}`")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    }
+
+    /// The topic's partitions (or the chosen ones, checked against the topic).
+    async fn partitions(
+        &self,
+        consumer: &Arc<StreamConsumer>,
+        topic: &str,
+    ) -> Result<Vec<i32>, ConnectorError> {
+        let c = consumer.clone();
+        let t = topic.to_string();
+        let metadata =
+            tokio::task::spawn_blocking(move || c.fetch_metadata(Some(&t), METADATA_TIMEOUT))
+                .await
+                .map_err(|e| ConnectorError::retryable(format!("metadata task: {e}")))?
+                .map_err(|e| kafka_error(e, &format!("reading the metadata of topic `{topic}`")))?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        let all: Vec<i32> = match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                t.partitions().iter().map(|p| p.id()).collect()
+            }
+            _ => {
+                return Err(ConnectorError::fatal(format!(
+                    "topic `{topic}` does not exist on {}; check the sync's table",
+                    self.config.brokers
+                )))
+            }
+        };
+        match &self.config.partitions {
+            None => Ok(all),
+            Some(chosen) => {
+                if let Some(p) = chosen.iter().find(|p| !all.contains(p)) {
+                    return Err(ConnectorError::fatal(format!(
+                        "options: `partitions` names partition {p}, but topic `{topic}` has {all:?}"
+                    )));
+                }
+                Ok(chosen.clone())
+            }
+        }
+    }
+
+    /// A consumer assigned to every partition at the position `next` gives (the start where
+    /// it has none).
+    async fn start(
+        &self,
+        topic: &str,
+        next: &BTreeMap<i32, i64>,
+    ) -> Result<Consuming, ConnectorError> {
+        let consumer = self.consumer()?;
+        let mut list = TopicPartitionList::new();
+        for p in self.partitions(&consumer, topic).await? {
+            let offset = next
+                .get(&p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            list.add_partition_offset(topic, p, offset)
+                .map_err(|e| kafka_error(e, "assigning partitions"))?;
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| kafka_error(e, &format!("assigning topic `{topic}`")))?;
+        Ok(Consuming {
+            consumer,
+            topic: topic.to_string(),
+            next: next.clone(),
+        })
+    }
+
+    /// Up to `limit` records from `c`'s position, waiting at most `wait` for each.
+    async fn take(
+        &self,
+        c: &mut Consuming,
+        limit: usize,
+    ) -> Result<(Vec<Json>, usize), ConnectorError> {
+        let mut records = Vec::new();
+        let mut taken = 0;
+        while taken < limit {
+            let msg = match tokio::time::timeout(self.config.wait, c.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(kafka_error(e, &format!("reading topic `{}`", c.topic))),
+                Ok(Ok(m)) => m,
+            };
+            records.extend(records_of(
+                msg.payload(),
+                &c.topic,
+                msg.partition(),
+                msg.offset(),
+            )?);
+            c.next.insert(msg.partition(), msg.offset() + 1);
+            taken += 1;
+        }
+        Ok((records, taken))
+    }
+}
+
+fn positions(cursor: &Cursor) -> Result<BTreeMap<i32, i64>, ConnectorError> {
+    match cursor {
+        Cursor::Start => Ok(BTreeMap::new()),
+        Cursor::Partitions { offsets } => Ok(offsets.clone()),
+        other => Err(ConnectorError::fatal(format!(
+            "the offset ({}) is not a set of Kafka partition offsets; reset the sync's offset",
+            other.describe()
+        ))),
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn test_connection(&self) -> Result<(), ConnectorError> {
+        let consumer = self.consumer()?;
+        let result =
+            tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, METADATA_TIMEOUT))
+                .await
+                .map_err(|e| ConnectorError::retryable(format!("metadata task: {e}")))?;
+        let Err(e) = result else { return Ok(()) };
+        let e = kafka_error(e, "reading the cluster's metadata");
+        // With SASL or TLS configured, brokers that hang up are usually refusing the login
+        // or the protocol: say so. (A check is answered to a person, never retried.)
+        match self.config.client.get("security.protocol") {
+            Some(p) if e.is_retryable() && !p.eq_ignore_ascii_case("plaintext") => {
+                Err(ConnectorError::fatal(format!(
+                    "{}. With security.protocol = {p} this usually means the brokers refused the credentials or the protocol: check security.protocol, sasl.mechanisms, sasl.username and the data source's password",
+                    e.message
+                )))
+            }
+            _ => Err(e),
+        }
+    }
+
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError> {
+        let consumer = self.consumer()?;
+        let metadata =
+            tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, METADATA_TIMEOUT))
+                .await
+                .map_err(|e| ConnectorError::retryable(format!("metadata task: {e}")))?
+                .map_err(|e| kafka_error(e, "listing topics"))?;
+        let mut topics: Vec<TableInfo> = metadata
+            .topics()
+            .iter()
+            .filter(|t| !t.name().starts_with("__"))
+            .map(|t| TableInfo {
+                name: t.name().to_string(),
+                columns: Vec::new(),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
+        let topic = Self::topic(spec)?;
+        let columns = match &self.config.schema {
+            Some(s) => s.clone(),
+            None => {
+                let mut sample = self.start(topic, &BTreeMap::new()).await?;
+                let (records, _) = self.take(&mut sample, SAMPLE).await?;
+                if records.is_empty() {
+                    return Err(ConnectorError::fatal(format!(
+                        "topic `{topic}` has no records to infer the fields from; declare them in the data source's `schema` option (e.g. id bigint, name text)"
+                    )));
+                }
+                infer_columns(&records)
+            }
+        };
+        spec.cursor_columns(&columns)?;
+        Ok(columns)
+    }
+
+    async fn read(
+        &self,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+        limit: usize,
+    ) -> Result<ReadBatch, ConnectorError> {
+        let topic = Self::topic(spec)?;
+        let after = positions(after)?;
+        let mut state = self.consuming.lock().await;
+        // Keep consuming where the last read ended; reassign when asked for another place.
+        let reuse = state.as_ref().is_some_and(|c| {
+            c.topic == topic && after.iter().all(|(p, o)| c.next.get(p) == Some(o))
+        });
+        if !reuse {
+            *state = Some(self.start(topic, &after).await?);
+        }
+        let c = state.as_mut().expect("just started");
+        let (records, taken) = match self.take(c, limit).await {
+            Ok(r) => r,
+            Err(e) => {
+                *state = None;
+                return Err(e);
+            }
+        };
+        let rows =
+            decode_records(&records, columns).map_err(|e| e.context(format!("topic `{topic}`")))?;
+        let mut offsets = after;
+        offsets.extend(c.next.iter().map(|(p, o)| (*p, *o)));
+        Ok(ReadBatch {
+            rows,
+            end: (taken > 0).then_some(Cursor::Partitions { offsets }),
+            more: taken >= limit,
+        })
+    }
+}
