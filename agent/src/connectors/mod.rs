@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod mysql;
 pub mod postgres;
 pub mod rabbitmq;
+pub mod s3;
 pub mod sql;
 pub mod sqlite;
 pub mod types;
@@ -70,6 +71,12 @@ pub fn registry() -> Vec<ConnectorEntry> {
             secret_fields: sqlite::SECRET_FIELDS,
         },
         ConnectorEntry {
+            kind: ConnectorKind::S3,
+            source: true,
+            destination: true,
+            secret_fields: s3::SECRET_FIELDS,
+        },
+        ConnectorEntry {
             kind: ConnectorKind::Http,
             source: true,
             destination: true,
@@ -114,6 +121,7 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::Http => Ok(Box::new(http::HttpSource::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitSource::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaSource::new(spec)?)),
+        ConnectorKind::S3 => Ok(Box::new(s3::S3Source::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -126,6 +134,7 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::Http => Ok(Box::new(http::HttpDestination::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitDestination::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaDestination::new(spec)?)),
+        ConnectorKind::S3 => Ok(Box::new(s3::S3Destination::new(spec)?)),
         other => Err(unavailable(other)),
     }
 }
@@ -214,12 +223,12 @@ mod tests {
     #[test]
     fn unbuilt_connectors_say_so() {
         let spec = ConnectionSpec {
-            kind: ConnectorKind::S3,
-            connection_string: "s3://bucket/prefix".into(),
+            kind: ConnectorKind::MongoDb,
+            connection_string: "mongodb://db/app".into(),
             options: BTreeMap::new(),
             secrets: BTreeMap::new(),
         };
         let e = open_source(&spec).err().unwrap();
-        assert!(e.message.contains("S3") && !e.is_retryable());
+        assert!(e.message.contains("MongoDB") && !e.is_retryable());
     }
 }

@@ -1,0 +1,166 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use idra_core::model::{ConnectorKind, Cursor};
+use tokio::sync::Mutex;
+
+use super::config::{s3_error, S3Config};
+use super::formats::{encode, Format};
+use crate::connectors::types::Column;
+use crate::connectors::{
+    table_only, Commit, ConnectionSpec, ConnectorError, Destination, Source, TableInfo,
+    WriteRequest,
+};
+
+/// Writes each batch as one object `<prefix><table>/<sync id>/<sequence>.<ext>`: the
+/// 20-digit sequence continues after the highest one already there, so keys sort in
+/// write order (which is the order the S3 source reads them in). An object is written
+/// whole or not at all; a crash between the upload and the offset commit uploads the
+/// batch again under the next sequence: at-least-once.
+pub struct S3Destination {
+    config: S3Config,
+    client: aws_sdk_s3::Client,
+    probe: super::S3Source,
+    next: Mutex<HashMap<String, u64>>,
+}
+
+impl S3Destination {
+    pub fn new(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
+        let config = S3Config::from_spec(spec)?;
+        Ok(Self {
+            client: config.client(),
+            probe: super::S3Source::new(spec)?,
+            config,
+            next: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The sequence after the highest object already in `dir`.
+    async fn first_sequence(&self, dir: &str) -> Result<u64, ConnectorError> {
+        let mut highest = None;
+        let mut token = None;
+        loop {
+            let mut req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.config.bucket)
+                .prefix(dir);
+            if let Some(t) = token.take() {
+                req = req.continuation_token(t);
+            }
+            let out = req.send().await.map_err(|e| {
+                s3_error(e, &format!("listing {} under `{dir}`", self.config.place()))
+            })?;
+            for key in out.contents().iter().filter_map(|o| o.key()) {
+                let name = &key[dir.len()..];
+                if let Some(n) = name.split('.').next().and_then(|s| s.parse::<u64>().ok()) {
+                    highest = highest.max(Some(n));
+                }
+            }
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(highest.map_or(1, |n| n + 1))
+    }
+}
+
+pub(super) fn object_key(dir: &str, sequence: u64, format: Format, gzip: bool) -> String {
+    format!("{dir}{sequence:020}.{}", format.extension(gzip))
+}
+
+#[async_trait]
+impl Destination for S3Destination {
+    async fn test_connection(&self) -> Result<(), ConnectorError> {
+        self.probe.test_connection().await
+    }
+
+    async fn discover(&self) -> Result<Vec<TableInfo>, ConnectorError> {
+        self.probe.discover().await
+    }
+
+    async fn ensure_table(
+        &self,
+        table: &str,
+        _: &[Column],
+        _: &[String],
+        _: bool,
+    ) -> Result<bool, ConnectorError> {
+        if table.trim_matches('/').is_empty() && self.config.prefix.is_empty() {
+            return Err(ConnectorError::fatal(
+                "table: set it to the folder (key prefix) to write under",
+            ));
+        }
+        Ok(false)
+    }
+
+    async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError> {
+        if req.rows.num_rows() == 0 {
+            return Ok(());
+        }
+        let dir = format!("{}{}/", self.config.folder(req.table), req.commit.sync_id);
+        let mut next = self.next.lock().await;
+        let sequence = match next.get(&dir) {
+            Some(n) => *n,
+            None => self.first_sequence(&dir).await?,
+        };
+        let key = object_key(&dir, sequence, self.config.format, self.config.gzip);
+        let body = encode(req.rows, self.config.format, self.config.gzip)?;
+        let content_type = match self.config.format {
+            Format::JsonLines => "application/x-ndjson",
+            Format::Csv => "text/csv",
+            Format::Parquet => "application/vnd.apache.parquet",
+        };
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(&key)
+            .content_type(content_type)
+            .body(ByteStream::from(body));
+        if self.config.gzip {
+            put = put.content_encoding("gzip");
+        }
+        put.send()
+            .await
+            .map_err(|e| s3_error(e, &format!("writing `{key}` to {}", self.config.place())))?;
+        next.insert(dir, sequence + 1);
+        Ok(())
+    }
+
+    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
+        Ok(None)
+    }
+
+    async fn max_position(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: bool,
+    ) -> Result<Cursor, ConnectorError> {
+        Err(table_only(
+            ConnectorKind::S3,
+            "say which rows it already holds",
+        ))
+    }
+
+    async fn begin_overwrite(
+        &self,
+        _: &str,
+        _: &[Column],
+        _: &[String],
+    ) -> Result<String, ConnectorError> {
+        Err(table_only(ConnectorKind::S3, "replace its contents"))
+    }
+
+    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
+        Err(table_only(ConnectorKind::S3, "replace its contents"))
+    }
+}
