@@ -157,6 +157,7 @@ async fn http_api_passes_the_compliance_harness() {
         bad_credentials: spec(&base, "wrong-token", &[("max_retries", "0")]),
         fresh: Box::new(|| unique("path")),
         declare_schema: true,
+        millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;
     let api = api.lock().unwrap();

@@ -58,6 +58,7 @@ async fn kafka_passes_the_compliance_harness_on_the_mock_cluster() {
             t
         }),
         declare_schema: true,
+        millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;
 }

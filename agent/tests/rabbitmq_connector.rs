@@ -76,6 +76,7 @@ async fn rabbitmq_passes_the_compliance_harness() {
         bad_credentials: spec("not-the-password", &[]),
         fresh: queues.fresh(),
         declare_schema: true,
+        millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;
     queues.delete().await;

@@ -85,6 +85,7 @@ async fn s3_passes_the_compliance_harness_in_every_format() {
             bad_credentials: spec(&server, "not-the-secret", &options),
             fresh: Box::new(|| unique("folder")),
             declare_schema: true,
+            millisecond_timestamps: false,
         };
         compliance::check_all(&peer).await;
     }

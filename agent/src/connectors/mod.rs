@@ -6,6 +6,7 @@ mod error;
 pub mod http;
 pub mod json;
 pub mod kafka;
+pub mod mongo;
 pub mod mysql;
 pub mod postgres;
 pub mod rabbitmq;
@@ -83,6 +84,12 @@ pub fn registry() -> Vec<ConnectorEntry> {
             secret_fields: http::SECRET_FIELDS,
         },
         ConnectorEntry {
+            kind: ConnectorKind::MongoDb,
+            source: true,
+            destination: true,
+            secret_fields: mongo::SECRET_FIELDS,
+        },
+        ConnectorEntry {
             kind: ConnectorKind::Kafka,
             source: true,
             destination: true,
@@ -121,6 +128,7 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::Http => Ok(Box::new(http::HttpSource::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitSource::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaSource::new(spec)?)),
+        ConnectorKind::MongoDb => Ok(Box::new(mongo::MongoSource::new(spec)?)),
         ConnectorKind::S3 => Ok(Box::new(s3::S3Source::new(spec)?)),
         other => Err(unavailable(other)),
     }
@@ -134,6 +142,7 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::Http => Ok(Box::new(http::HttpDestination::new(spec)?)),
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitDestination::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaDestination::new(spec)?)),
+        ConnectorKind::MongoDb => Ok(Box::new(mongo::MongoDestination::new(spec)?)),
         ConnectorKind::S3 => Ok(Box::new(s3::S3Destination::new(spec)?)),
         other => Err(unavailable(other)),
     }
@@ -223,12 +232,12 @@ mod tests {
     #[test]
     fn unbuilt_connectors_say_so() {
         let spec = ConnectionSpec {
-            kind: ConnectorKind::MongoDb,
-            connection_string: "mongodb://db/app".into(),
+            kind: ConnectorKind::SqlServer,
+            connection_string: "server=tcp:db,1433".into(),
             options: BTreeMap::new(),
             secrets: BTreeMap::new(),
         };
         let e = open_source(&spec).err().unwrap();
-        assert!(e.message.contains("MongoDB") && !e.is_retryable());
+        assert!(e.message.contains("SQL Server") && !e.is_retryable());
     }
 }

@@ -156,7 +156,12 @@ impl Db {
 
     /// Rows whose key appears more than once.
     pub async fn duplicates(&self, table: &str) -> i64 {
-        self.scalar(&format!("SELECT CAST(COUNT(*) AS {}) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d", self.bigint())).await
+        self.duplicates_by(table, "id").await
+    }
+
+    /// Keys of `table` present more than once.
+    pub async fn duplicates_by(&self, table: &str, key: &str) -> i64 {
+        self.scalar(&format!("SELECT CAST(COUNT(*) AS {}) FROM (SELECT {key} FROM {table} GROUP BY {key} HAVING COUNT(*) > 1) d", self.bigint())).await
     }
 
     pub fn bigint(&self) -> &'static str {
