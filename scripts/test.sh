@@ -33,5 +33,7 @@ step "playwright (Chromium)"
 # One closing line for both runners (any failure above already stopped the script).
 rust=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$logs/cargo.log")
 browser=$(awk '$2 == "passed" && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }' "$logs/playwright.log")
+skipped=$(grep -c '^skipped:' "$logs/cargo.log" || true)
 printf '\n%s Rust tests and %s browser tests\n' "$rust" "$browser"
-echo "summary: $((rust + browser)) passed, 0 failed"
+grep '^skipped:' "$logs/cargo.log" || true
+echo "summary: $((rust + browser - skipped)) passed, 0 failed, $skipped skipped"

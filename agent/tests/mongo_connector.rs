@@ -89,13 +89,7 @@ async fn object_ids_page_in_order_and_upserts_replace() {
     let back = unique("people_back");
     for _ in 0..2 {
         let mut to = Harness::new(
-            sync(
-                "to_mongo",
-                &dst,
-                &back,
-                SyncMode::ById,
-                WriteMode::Upsert,
-            ),
+            sync("to_mongo", &dst, &back, SyncMode::ById, WriteMode::Upsert),
             &lite,
             &lite,
         );

@@ -13,6 +13,7 @@ pub mod rabbitmq;
 pub mod s3;
 pub mod sql;
 pub mod sqlite;
+pub mod sqlserver;
 pub mod types;
 pub mod values;
 
@@ -84,6 +85,12 @@ pub fn registry() -> Vec<ConnectorEntry> {
             secret_fields: http::SECRET_FIELDS,
         },
         ConnectorEntry {
+            kind: ConnectorKind::SqlServer,
+            source: true,
+            destination: true,
+            secret_fields: sqlserver::SECRET_FIELDS,
+        },
+        ConnectorEntry {
             kind: ConnectorKind::MongoDb,
             source: true,
             destination: true,
@@ -113,13 +120,6 @@ pub fn table_only(kind: ConnectorKind, what: &str) -> ConnectorError {
     ))
 }
 
-fn unavailable(kind: ConnectorKind) -> ConnectorError {
-    ConnectorError::fatal(format!(
-        "the {} connector is not available in this build yet",
-        kind.label()
-    ))
-}
-
 pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorError> {
     match spec.kind {
         ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresSource::new(spec)?)),
@@ -129,8 +129,8 @@ pub fn open_source(spec: &ConnectionSpec) -> Result<Box<dyn Source>, ConnectorEr
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitSource::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaSource::new(spec)?)),
         ConnectorKind::MongoDb => Ok(Box::new(mongo::MongoSource::new(spec)?)),
+        ConnectorKind::SqlServer => Ok(Box::new(sqlserver::SqlServerSource::new(spec)?)),
         ConnectorKind::S3 => Ok(Box::new(s3::S3Source::new(spec)?)),
-        other => Err(unavailable(other)),
     }
 }
 
@@ -143,8 +143,8 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
         ConnectorKind::RabbitMq => Ok(Box::new(rabbitmq::RabbitDestination::new(spec)?)),
         ConnectorKind::Kafka => Ok(Box::new(kafka::KafkaDestination::new(spec)?)),
         ConnectorKind::MongoDb => Ok(Box::new(mongo::MongoDestination::new(spec)?)),
+        ConnectorKind::SqlServer => Ok(Box::new(sqlserver::SqlServerDestination::new(spec)?)),
         ConnectorKind::S3 => Ok(Box::new(s3::S3Destination::new(spec)?)),
-        other => Err(unavailable(other)),
     }
 }
 
@@ -230,14 +230,11 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_connectors_say_so() {
-        let spec = ConnectionSpec {
-            kind: ConnectorKind::SqlServer,
-            connection_string: "server=tcp:db,1433".into(),
-            options: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-        };
-        let e = open_source(&spec).err().unwrap();
-        assert!(e.message.contains("SQL Server") && !e.is_retryable());
+    fn every_kind_has_a_source_and_a_destination() {
+        let entries = registry();
+        for kind in ConnectorKind::ALL {
+            let e = entries.iter().find(|e| e.kind == kind);
+            assert!(e.is_some_and(|e| e.source && e.destination), "{kind:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub enum Dialect {
     Postgres,
     MySql,
     Sqlite,
+    SqlServer,
 }
 
 impl Dialect {
@@ -22,10 +23,13 @@ impl Dialect {
     pub fn quote(self, ident: &str) -> Result<String, ConnectorError> {
         idra_core::model::validate_identifier("identifier", ident)
             .map_err(|_| ConnectorError::fatal(format!("`{ident}` is not a valid table or column name: use letters, digits, `_`, `$` or `-`, with `.` only between schema and table")))?;
-        let q = self.quote_char();
+        let (open, close) = match self {
+            Dialect::SqlServer => ('[', ']'),
+            _ => (self.quote_char(), self.quote_char()),
+        };
         Ok(ident
             .split('.')
-            .map(|part| format!("{q}{part}{q}"))
+            .map(|part| format!("{open}{part}{close}"))
             .collect::<Vec<_>>()
             .join("."))
     }
@@ -38,6 +42,7 @@ impl Dialect {
     pub fn param(self, n: usize) -> String {
         match self {
             Dialect::Postgres => format!("${n}"),
+            Dialect::SqlServer => format!("@P{n}"),
             _ => "?".into(),
         }
     }
@@ -113,10 +118,16 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
-    Ok(format!(
-        "SELECT {select} FROM {inner}{filter} ORDER BY {order} LIMIT {}",
-        d.param(next)
-    ))
+    Ok(match d {
+        Dialect::SqlServer => format!(
+            "SELECT TOP ({}) {select} FROM {inner}{filter} ORDER BY {order}",
+            d.param(next)
+        ),
+        _ => format!(
+            "SELECT {select} FROM {inner}{filter} ORDER BY {order} LIMIT {}",
+            d.param(next)
+        ),
+    })
 }
 
 /// What a read selects from: the quoted table, or the custom query as `(…) AS src`.
@@ -156,6 +167,11 @@ pub fn insert_sql(
     rows: usize,
     upsert_keys: Option<&[String]>,
 ) -> Result<String, ConnectorError> {
+    if d == Dialect::SqlServer && upsert_keys.is_some() {
+        return Err(ConnectorError::fatal(
+            "SQL Server upserts are MERGE statements (sqlserver::tsql::merge_sql)",
+        ));
+    }
     let cols = d.quote_all(columns)?;
     let mut n = 0;
     let mut tuples = Vec::with_capacity(rows);
@@ -212,12 +228,14 @@ pub fn insert_sql(
 /// Rows per multi-row INSERT: under the dialect's bound-parameter limit and a packet size
 /// that every server accepts.
 pub fn rows_per_insert(d: Dialect, columns: usize) -> usize {
-    let max_params = match d {
-        Dialect::MySql => 60_000,
-        Dialect::Sqlite => 30_000,
-        Dialect::Postgres => 60_000,
+    let (max_params, max_rows) = match d {
+        Dialect::MySql => (60_000, 4_000),
+        Dialect::Sqlite => (30_000, 4_000),
+        Dialect::Postgres => (60_000, 4_000),
+        // 2,100 parameters per request and 1,000 rows per VALUES list.
+        Dialect::SqlServer => (2_000, 1_000),
     };
-    (max_params / columns.max(1)).clamp(1, 4_000)
+    (max_params / columns.max(1)).clamp(1, max_rows)
 }
 
 /// Refuses an existing destination table that lacks one of the columns Idra writes.
