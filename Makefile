@@ -29,7 +29,7 @@ lint:
 fmt:
 	cargo fmt --all
 
-## Idra vs Sling vs a raw COPY pipe on the local Postgres (prints rows/s and ratios).
+## Idra vs Sling vs a raw COPY pipe on the local Postgres (rows/s, ratios), then every destination on 100k rows.
 bench:
 	bench/run.sh
 

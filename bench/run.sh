@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idra vs Sling vs a raw binary COPY pipe, Postgres → Postgres on the local server.
 #   1,000,000-row initial copy, then 100,000 new rows copied incrementally.
+# Then the throughput of every destination on 100,000 rows (agent/benches/destinations.rs).
 # Every destination is verified against the source (count and checksum) after every run.
 # Usage: make bench   (or bench/run.sh; ROWS / NEW_ROWS / PGURL override the defaults)
 set -euo pipefail
@@ -97,3 +98,9 @@ echo "ratio idra/sling initial: $(ratio "$sling_initial" "$idra_initial")"
 echo "ratio idra/copy initial: $(ratio "$copy_initial" "$idra_initial")"
 echo "ratio idra/sling incremental: $(ratio "$sling_incr" "$idra_incr")"
 echo "(ratios are speed ratios: the other tool's time divided by Idra's; above 1 means Idra is faster)"
+
+echo
+# Every destination on 100,000 rows (rows/s), against the peers the tests use.
+scripts/start-databases.sh >/dev/null
+scripts/start-mongo.sh >/dev/null
+cargo bench -q -p idra-agent --bench destinations
