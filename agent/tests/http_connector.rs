@@ -154,9 +154,10 @@ async fn http_api_passes_the_compliance_harness() {
         label: "http",
         source: spec(&base, TOKEN, &[]),
         destination: spec(&base, TOKEN, &[]),
-        bad_credentials: spec(&base, "wrong-token", &[("max_retries", "0")]),
+        bad_credentials: Some(spec(&base, "wrong-token", &[("max_retries", "0")])),
         fresh: Box::new(|| unique("path")),
         declare_schema: true,
+        exact_types: true,
         millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;

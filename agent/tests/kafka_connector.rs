@@ -49,7 +49,7 @@ async fn kafka_passes_the_compliance_harness_on_the_mock_cluster() {
         label: "kafka (mock)",
         source: spec(&brokers, &[("wait_ms", "300")], None),
         destination: spec(&brokers, &[("new_topic_partitions", "3")], None),
-        bad_credentials: bad(&brokers),
+        bad_credentials: Some(bad(&brokers)),
         // The mock cluster has no CreateTopics: the topics exist before the connector
         // looks (creating one is covered against the real broker).
         fresh: Box::new(|| {
@@ -58,6 +58,7 @@ async fn kafka_passes_the_compliance_harness_on_the_mock_cluster() {
             t
         }),
         declare_schema: true,
+        exact_types: true,
         millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;

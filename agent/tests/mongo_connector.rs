@@ -43,9 +43,10 @@ async fn mongodb_passes_the_compliance_harness() {
         label: "mongodb",
         source: spec("idra-secret", &[]),
         destination: spec("idra-secret", &[]),
-        bad_credentials: spec("wrong-password", &[]),
+        bad_credentials: Some(spec("wrong-password", &[])),
         fresh: Box::new(|| unique("coll")),
         declare_schema: true,
+        exact_types: true,
         millisecond_timestamps: true,
     };
     compliance::check_all(&peer).await;

@@ -73,9 +73,10 @@ async fn rabbitmq_passes_the_compliance_harness() {
         label: "rabbitmq",
         source: spec("guest", &[("wait_ms", "300")]),
         destination: spec("guest", &[]),
-        bad_credentials: spec("not-the-password", &[]),
+        bad_credentials: Some(spec("not-the-password", &[])),
         fresh: queues.fresh(),
         declare_schema: true,
+        exact_types: true,
         millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;

@@ -82,9 +82,10 @@ async fn s3_passes_the_compliance_harness_in_every_format() {
             label,
             source: spec(&server, SECRET_KEY, &options),
             destination: spec(&server, SECRET_KEY, &options),
-            bad_credentials: spec(&server, "not-the-secret", &options),
+            bad_credentials: Some(spec(&server, "not-the-secret", &options)),
             fresh: Box::new(|| unique("folder")),
             declare_schema: true,
+            exact_types: true,
             millisecond_timestamps: false,
         };
         compliance::check_all(&peer).await;

@@ -719,3 +719,41 @@ async fn data_source_options_reach_the_connection() {
     spec.options.insert("bad name".into(), "1".into());
     assert!(open_source(&spec).err().unwrap().message.contains("pragma"));
 }
+
+/// The same harness as the message, object and document connectors.
+async fn compliance(db: Db, bad: Option<idra_agent::connectors::ConnectionSpec>) {
+    let peer = compliance::Peer {
+        label: db.label(),
+        source: db.spec(),
+        destination: db.spec(),
+        bad_credentials: bad,
+        fresh: Box::new(|| unique("compliance")),
+        declare_schema: false,
+        exact_types: false,
+        millisecond_timestamps: false,
+    };
+    compliance::check_all(&peer).await;
+}
+
+#[tokio::test]
+async fn postgres_passes_the_compliance_harness() {
+    // The server trusts local users, so a wrong login is a user that does not exist.
+    let mut bad = Db::pg().spec();
+    bad.connection_string = bad.connection_string.replace("postgres@", "no_such_user@");
+    compliance(Db::pg(), Some(bad)).await;
+}
+
+#[tokio::test]
+async fn mariadb_passes_the_compliance_harness() {
+    let mut bad = Db::mysql().spec();
+    bad.connection_string = bad
+        .connection_string
+        .replace("root@", "root:not-the-password@");
+    compliance(Db::mysql(), Some(bad)).await;
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_compliance_harness() {
+    // A file has no credentials to get wrong.
+    compliance(Db::sqlite(), None).await;
+}

@@ -63,9 +63,10 @@ async fn sql_server_passes_the_compliance_harness() {
         label: "sql server",
         source: spec(&cs, &password),
         destination: spec(&cs, &password),
-        bad_credentials: spec(&cs, "not-the-password"),
+        bad_credentials: Some(spec(&cs, "not-the-password")),
         fresh: Box::new(|| unique("t")),
         declare_schema: false,
+        exact_types: false,
         millisecond_timestamps: false,
     };
     compliance::check_all(&peer).await;

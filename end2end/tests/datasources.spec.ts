@@ -5,8 +5,12 @@ test("data sources: test connection, save, edit keeps the secret, clone, search,
   await signInAs(page, "admin", "admin");
   await open(page, "/datasources");
   await expect(page.getByRole("heading", { name: "Data sources" })).toBeVisible();
-  // Kinds without a connector yet are listed but unavailable.
-  await expect(page.locator("#ds-kind option", { hasText: "Kafka (unavailable)" })).toBeDisabled();
+  // Every kind has a connector, and the form's hints follow the chosen kind.
+  await expect(page.locator("#ds-kind option", { hasText: "unavailable" })).toHaveCount(0);
+  await expect(page.locator("#ds-kind option")).toHaveCount(9);
+  await page.getByLabel("Kind", { exact: true }).selectOption("kafka");
+  await expect(page.getByLabel("Options", { exact: true })).toHaveAttribute("placeholder", /librdkafka/);
+  await expect(page.getByLabel("Connection string", { exact: true })).toHaveAttribute("placeholder", "broker1:9092,broker2:9092");
 
   await page.getByLabel("Name", { exact: true }).fill("local pg");
   await page.getByLabel("Kind", { exact: true }).selectOption("postgres");
