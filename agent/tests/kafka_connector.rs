@@ -47,7 +47,7 @@ async fn kafka_passes_the_compliance_harness_on_the_mock_cluster() {
     let brokers = cluster.bootstrap_servers();
     let peer = Peer {
         label: "kafka (mock)",
-        source: spec(&brokers, &[("wait_ms", "300")], None),
+        source: spec(&brokers, &[], None),
         destination: spec(&brokers, &[("new_topic_partitions", "3")], None),
         bad_credentials: Some(bad(&brokers)),
         // The mock cluster has no CreateTopics: the topics exist before the connector
@@ -119,7 +119,7 @@ async fn postgres_to_kafka_to_postgres_ends_equal() {
         &pg,
         &pg,
     );
-    back.runner.job.source = kafka(&[("schema", &schema), ("wait_ms", "300")]);
+    back.runner.job.source = kafka(&[("schema", &schema)]);
     back.sync_until(&pg, &dst, 120).await;
     assert_eq!(
         pg.rows(&dst).await,

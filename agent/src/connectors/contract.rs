@@ -3,7 +3,7 @@
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use idra_core::model::{Cursor, WriteMode};
+use idra_core::model::{ConnectorKind, Cursor, WriteMode};
 
 use super::types::Column;
 use super::ConnectorError;
@@ -141,35 +141,63 @@ pub trait Destination: Send + Sync {
     }
     /// Writes the rows and the commit record in one transaction.
     async fn write(&self, req: WriteRequest<'_>) -> Result<(), ConnectorError>;
+    /// Which connector this is, for messages.
+    fn kind(&self) -> ConnectorKind;
+
+    // What follows needs a destination that keeps a commit record next to its rows, as the
+    // SQL destinations do. The others (an API, a queue, a topic, objects, documents) keep
+    // these defaults: not fenced, nothing committed there (they deliver at least once), and
+    // no modes that must read the destination back.
+
     /// Taking a sync over (cluster mode): raises the sync's fencing token in the destination
     /// to `fence` before the first write, so from now on a writer with an older token is
     /// refused. Creates the record for `table` with `cursor` when there is none. Fatal when
     /// a newer token is already stored.
     async fn claim(
         &self,
-        sync_id: &str,
-        table: &str,
-        fence: i64,
-        cursor: &Cursor,
-    ) -> Result<(), ConnectorError>;
+        _sync_id: &str,
+        _table: &str,
+        _fence: i64,
+        _cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
     /// The last commit record of `sync_id` for `table` in this destination.
-    async fn committed(&self, sync_id: &str, table: &str)
-        -> Result<Option<Commit>, ConnectorError>;
+    async fn committed(
+        &self,
+        _sync_id: &str,
+        _table: &str,
+    ) -> Result<Option<Commit>, ConnectorError> {
+        Ok(None)
+    }
     /// The greatest (timestamp,) key already in `table`, for the last-destination modes.
     async fn max_position(
         &self,
-        table: &str,
-        key: &str,
-        timestamp: Option<&str>,
-        key_is_integer: bool,
-    ) -> Result<Cursor, ConnectorError>;
+        _table: &str,
+        _key: &str,
+        _timestamp: Option<&str>,
+        _key_is_integer: bool,
+    ) -> Result<Cursor, ConnectorError> {
+        Err(super::table_only(
+            self.kind(),
+            "say which rows it already holds",
+        ))
+    }
     /// Full refresh, overwrite: empties the load table `<table>__idra_load` (created like `table`).
     async fn begin_overwrite(
         &self,
-        table: &str,
-        columns: &[Column],
-        keys: &[String],
-    ) -> Result<String, ConnectorError>;
+        _table: &str,
+        _columns: &[Column],
+        _keys: &[String],
+    ) -> Result<String, ConnectorError> {
+        Err(super::table_only(self.kind(), "replace its contents"))
+    }
     /// Atomically replaces `table` with the load table.
-    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError>;
+    async fn finish_overwrite(
+        &self,
+        _table: &str,
+        _load_table: &str,
+    ) -> Result<(), ConnectorError> {
+        Err(super::table_only(self.kind(), "replace its contents"))
+    }
 }

@@ -159,6 +159,16 @@ pub fn decode_value(j: &Json, col: &Column) -> Result<Value, ConnectorError> {
     Ok(v)
 }
 
+/// The records one message carries: a JSON object, or an array of objects. Err holds the
+/// start of the body, for the caller's message naming where the message sits.
+pub fn message_records(body: &[u8]) -> Result<Vec<Json>, String> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(o)) => Ok(vec![Json::Object(o)]),
+        Ok(Json::Array(a)) if a.iter().all(Json::is_object) => Ok(a),
+        _ => Err(String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned()),
+    }
+}
+
 /// JSON objects as a batch of `columns`: a missing field is NULL, extra fields are ignored.
 pub fn decode_records(records: &[Json], columns: &[Column]) -> Result<RecordBatch, ConnectorError> {
     let mut b = BatchBuilder::new(columns, records.len());

@@ -8,6 +8,7 @@ pub mod json;
 pub mod kafka;
 pub mod mongo;
 pub mod mysql;
+pub mod options;
 pub mod postgres;
 pub mod rabbitmq;
 pub mod s3;

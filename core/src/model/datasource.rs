@@ -101,7 +101,7 @@ impl ConnectorKind {
             ConnectorKind::Postgres => "Postgres session settings, e.g.\nstatement_timeout = 60000",
             ConnectorKind::Sqlite => "SQLite pragmas, e.g.\nsynchronous = NORMAL",
             ConnectorKind::Http => "records_path = data.items\npagination = key | cursor | page\nafter_param = after  limit_param = limit\nschema = id bigint, name text\nuser = (basic auth)  max_retries = 5  paths = orders, users",
-            ConnectorKind::Kafka => "librdkafka properties, e.g.\nsecurity.protocol = SASL_SSL\nsasl.mechanisms = PLAIN\nsasl.username = idra\nand Idra's: partitions = 0,1  schema = id bigint, name text  wait_ms = 500",
+            ConnectorKind::Kafka => "librdkafka properties, e.g.\nsecurity.protocol = SASL_SSL\nsasl.mechanisms = PLAIN\nsasl.username = idra\nand Idra's: partitions = 0,1  schema = id bigint, name text  wait_ms = 10000",
             ConnectorKind::SqlServer => "none: SQL Server settings go in the connection string",
             ConnectorKind::MongoDb => "change_stream = true (follow the collection's changes)\nschema = _id text, name text\nwait_ms = 500\n(driver settings go in the URI's query)",
             ConnectorKind::S3 => "access_key_id = AKIA… (the Password is the secret key)\nendpoint = http://127.0.0.1:9000 (S3-compatible)\nformat = jsonl | csv | parquet  compression = gzip\nregion = us-east-1  schema = id bigint, name text",

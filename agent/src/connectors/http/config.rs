@@ -1,8 +1,7 @@
 use std::time::Duration;
 
-use crate::connectors::json::parse_schema;
 use crate::connectors::types::Column;
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 /// `password` is the bearer token (or, with a `user`, the basic-auth password); `token` is
 /// accepted as the bearer token's own name.
@@ -84,37 +83,9 @@ const KNOWN_OPTIONS: &[&str] = &[
     "paths",
 ];
 
-fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::fatal(format!("options: `{name}` {msg}"))
-}
-
-fn number<T: std::str::FromStr>(
-    spec: &ConnectionSpec,
-    name: &str,
-    default: T,
-) -> Result<T, ConnectorError> {
-    match spec.options.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| option_err(name, format!("must be a whole number, not `{v}`"))),
-    }
-}
-
 impl HttpConfig {
     pub fn from_spec(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
-        for name in spec.options.keys() {
-            if !KNOWN_OPTIONS.contains(&name.as_str()) {
-                return Err(option_err(
-                    name,
-                    format!(
-                        "is not an HTTP API option; known: {}",
-                        KNOWN_OPTIONS.join(", ")
-                    ),
-                ));
-            }
-        }
+        options::only_known(spec, KNOWN_OPTIONS, "an HTTP API option")?;
         let mut base = url::Url::parse(spec.connection_string.trim()).map_err(|e| {
             ConnectorError::fatal(format!(
                 "connection_string: not a URL ({e}); expected e.g. https://api.example.com/v1"
@@ -161,7 +132,7 @@ impl HttpConfig {
             (Some("none"), _, _) => Auth::None,
             (Some("basic"), Some(user), Some(password)) => Auth::Basic { user, password },
             (Some("basic"), None, _) => {
-                return Err(option_err("user", "is needed for basic auth (or put the user in the URL)"))
+                return Err(options::error("user", "is needed for basic auth (or put the user in the URL)"))
             }
             (Some("basic") | Some("bearer"), _, None) => {
                 return Err(ConnectorError::fatal(
@@ -173,7 +144,7 @@ impl HttpConfig {
             (None, None, Some(t)) => Auth::Bearer(t),
             (None, _, None) => Auth::None,
             (Some(other), _, _) => {
-                return Err(option_err("auth", format!("is `{other}`; use none, bearer or basic")))
+                return Err(options::error("auth", format!("is `{other}`; use none, bearer or basic")))
             }
         };
         let opt = |name: &str, default: &str| {
@@ -192,22 +163,19 @@ impl HttpConfig {
             },
             "page" => Pagination::Page {
                 page_param: opt("page_param", "page"),
-                first_page: number(spec, "first_page", 1)?,
+                first_page: options::number(spec, "first_page", 1)?,
             },
             other => {
-                return Err(option_err(
+                return Err(options::error(
                     "pagination",
                     format!("is `{other}`; use key, cursor or page"),
                 ))
             }
         };
-        let schema = match spec.options.get("schema") {
-            Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
-            None => None,
-        };
-        let max_batch: usize = number(spec, "max_batch", 1000)?;
+        let schema = options::schema(spec)?;
+        let max_batch: usize = options::number(spec, "max_batch", 1000)?;
         if max_batch == 0 {
-            return Err(option_err("max_batch", "must be at least 1"));
+            return Err(options::error("max_batch", "must be at least 1"));
         }
         Ok(Self {
             base,
@@ -216,9 +184,9 @@ impl HttpConfig {
             limit_param: opt("limit_param", "limit"),
             records_path: opt("records_path", ""),
             schema,
-            max_retries: number(spec, "max_retries", 5)?,
-            retry_base: Duration::from_millis(number(spec, "retry_base_ms", 200)?),
-            timeout: Duration::from_secs(number(spec, "timeout_secs", 30)?),
+            max_retries: options::number(spec, "max_retries", 5)?,
+            retry_base: Duration::from_millis(options::number(spec, "retry_base_ms", 200)?),
+            timeout: Duration::from_secs(options::number(spec, "timeout_secs", 30)?),
             max_batch,
             health_path: spec.options.get("health_path").cloned(),
             paths: spec

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::model::ConnectorKind;
 
 use super::client::Client;
 use super::config::HttpConfig;
@@ -7,8 +7,7 @@ use super::source::HttpSource;
 use crate::connectors::json::encode_rows;
 use crate::connectors::types::{columns_of, Column};
 use crate::connectors::{
-    table_only, Commit, ConnectionSpec, ConnectorError, Destination, Source, TableInfo,
-    WriteRequest,
+    ConnectionSpec, ConnectorError, Destination, Source, TableInfo, WriteRequest,
 };
 
 /// POSTs each batch to `<base>/<table>` as a JSON array (in requests of at most
@@ -30,6 +29,10 @@ impl HttpDestination {
 
 #[async_trait]
 impl Destination for HttpDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Http
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         self.probe.test_connection().await
     }
@@ -68,39 +71,5 @@ impl Destination for HttpDestination {
             self.client.post_json(&url, body).await?;
         }
         Ok(())
-    }
-
-    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
-        Ok(None)
-    }
-
-    async fn max_position(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: bool,
-    ) -> Result<Cursor, ConnectorError> {
-        Err(table_only(
-            ConnectorKind::Http,
-            "say which rows it already holds",
-        ))
-    }
-
-    async fn begin_overwrite(
-        &self,
-        _: &str,
-        _: &[Column],
-        _: &[String],
-    ) -> Result<String, ConnectorError> {
-        Err(table_only(ConnectorKind::Http, "replace its contents"))
-    }
-
-    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Err(table_only(ConnectorKind::Http, "replace its contents"))
     }
 }

@@ -3,9 +3,8 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
-use crate::connectors::json::parse_schema;
 use crate::connectors::types::Column;
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 /// `password` (or `sasl_password`) is `sasl.password`; `ssl_key_password` is `ssl.key.password`.
 pub const SECRET_FIELDS: &[&str] = &["password", "sasl_password", "ssl_key_password"];
@@ -27,15 +26,12 @@ pub struct KafkaConfig {
     /// Source: the partitions to read (all when unset).
     pub partitions: Option<Vec<i32>>,
     pub schema: Option<Vec<Column>>,
-    /// Source: how long to wait for one more record before a batch is complete.
+    /// Source: how long to wait for a record the brokers already hold before calling the
+    /// read failed (a batch ends by itself at the partitions' high watermarks).
     pub wait: Duration,
     /// Destination: partitions and replication factor of a topic Idra creates.
     pub new_topic_partitions: i32,
     pub new_topic_replication: i32,
-}
-
-fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::fatal(format!("options: `{name}` {msg}"))
 }
 
 impl KafkaConfig {
@@ -58,7 +54,7 @@ impl KafkaConfig {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
             {
-                return Err(option_err(
+                return Err(options::error(
                     k,
                     format!(
                         "is neither an Idra option ({}) nor a librdkafka property (like security.protocol)",
@@ -74,16 +70,6 @@ impl KafkaConfig {
         if let Some(p) = spec.secret("ssl_key_password") {
             client.set("ssl.key.password", p);
         }
-        let number = |name: &str, default: i64| -> Result<i64, ConnectorError> {
-            spec.options
-                .get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse()
-                        .map_err(|_| option_err(name, format!("must be a whole number, not `{v}`")))
-                })
-                .unwrap_or(Ok(default))
-        };
         let partitions = match spec.options.get("partitions") {
             None => None,
             Some(list) => Some(
@@ -94,7 +80,7 @@ impl KafkaConfig {
                             .ok()
                             .filter(|p| *p >= 0)
                             .ok_or_else(|| {
-                                option_err(
+                                options::error(
                                     "partitions",
                                     format!("`{list}` must list partition numbers, e.g. 0,1,2"),
                                 )
@@ -107,13 +93,10 @@ impl KafkaConfig {
             client,
             brokers,
             partitions,
-            schema: match spec.options.get("schema") {
-                Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
-                None => None,
-            },
-            wait: Duration::from_millis(number("wait_ms", 500)? as u64),
-            new_topic_partitions: number("new_topic_partitions", 1)? as i32,
-            new_topic_replication: number("new_topic_replication", -1)? as i32,
+            schema: options::schema(spec)?,
+            wait: Duration::from_millis(options::number(spec, "wait_ms", 10_000)?),
+            new_topic_partitions: options::number(spec, "new_topic_partitions", 1)?,
+            new_topic_replication: options::number(spec, "new_topic_replication", -1)?,
         })
     }
 

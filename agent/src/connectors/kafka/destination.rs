@@ -2,7 +2,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::model::ConnectorKind;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -14,8 +14,7 @@ use super::source::KafkaSource;
 use crate::connectors::json::encode_rows;
 use crate::connectors::types::{columns_of, Column};
 use crate::connectors::{
-    table_only, Commit, ConnectionSpec, ConnectorError, Destination, Source, TableInfo,
-    WriteRequest,
+    ConnectionSpec, ConnectorError, Destination, Source, TableInfo, WriteRequest,
 };
 
 /// Produces one JSON record per row, keyed by the key column, with an idempotent producer
@@ -55,6 +54,10 @@ async fn delivered(f: DeliveryFuture, topic: &str) -> Result<(), ConnectorError>
 
 #[async_trait]
 impl Destination for KafkaDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Kafka
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         self.probe.test_connection().await
     }
@@ -152,39 +155,5 @@ impl Destination for KafkaDestination {
             delivered(f, req.table).await?;
         }
         Ok(())
-    }
-
-    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
-        Ok(None)
-    }
-
-    async fn max_position(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: bool,
-    ) -> Result<Cursor, ConnectorError> {
-        Err(table_only(
-            ConnectorKind::Kafka,
-            "say which rows it already holds",
-        ))
-    }
-
-    async fn begin_overwrite(
-        &self,
-        _: &str,
-        _: &[Column],
-        _: &[String],
-    ) -> Result<String, ConnectorError> {
-        Err(table_only(ConnectorKind::Kafka, "replace its contents"))
-    }
-
-    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Err(table_only(ConnectorKind::Kafka, "replace its contents"))
     }
 }

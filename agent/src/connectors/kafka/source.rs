@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use tokio::sync::Mutex;
 
 use super::config::{kafka_error, KafkaConfig};
-use crate::connectors::json::{decode_records, infer_columns};
+use crate::connectors::json::{decode_records, infer_columns, message_records};
 use crate::connectors::types::Column;
 use crate::connectors::{ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source, TableInfo};
 
@@ -28,6 +28,7 @@ pub struct KafkaSource {
 struct Consuming {
     consumer: Arc<StreamConsumer>,
     topic: String,
+    partitions: Vec<i32>,
     next: BTreeMap<i32, i64>,
 }
 
@@ -42,14 +43,11 @@ pub(super) fn records_of(
     let Some(body) = payload else {
         return Ok(Vec::new());
     };
-    match serde_json::from_slice::<Json>(body) {
-        Ok(Json::Object(o)) => Ok(vec![Json::Object(o)]),
-        Ok(Json::Array(a)) if a.iter().all(Json::is_object) => Ok(a),
-        _ => Err(ConnectorError::fatal(format!(
-            "topic `{topic}` partition {partition} offset {offset} is not a JSON object: {}. Fix the producer, or move the sync's offset past it (Offsets page) to skip it",
-            String::from_utf8_lossy(&body[..body.len().min(80)])
-        ))),
-    }
+    message_records(body).map_err(|start| {
+        ConnectorError::fatal(format!(
+            "topic `{topic}` partition {partition} offset {offset} is not a JSON object: {start}. Fix the producer, or move the sync's offset past it (Offsets page) to skip it"
+        ))
+    })
 }
 
 impl KafkaSource {
@@ -141,7 +139,8 @@ impl KafkaSource {
     ) -> Result<Consuming, ConnectorError> {
         let consumer = self.consumer()?;
         let mut list = TopicPartitionList::new();
-        for p in self.partitions(&consumer, topic).await? {
+        let partitions = self.partitions(&consumer, topic).await?;
+        for &p in &partitions {
             let offset = next
                 .get(&p)
                 .map_or(Offset::Beginning, |o| Offset::Offset(*o));
@@ -154,23 +153,70 @@ impl KafkaSource {
         Ok(Consuming {
             consumer,
             topic: topic.to_string(),
+            partitions,
             next: next.clone(),
         })
     }
 
-    /// Up to `limit` records from `c`'s position, waiting at most `wait` for each.
+    /// Where each partition ends now (its high watermark) and where it starts (its low one).
+    async fn watermarks(c: &Consuming) -> Result<BTreeMap<i32, (i64, i64)>, ConnectorError> {
+        let consumer = c.consumer.clone();
+        let topic = c.topic.clone();
+        let partitions = c.partitions.clone();
+        tokio::task::spawn_blocking(move || {
+            partitions
+                .iter()
+                .map(|p| {
+                    consumer
+                        .fetch_watermarks(&topic, *p, METADATA_TIMEOUT)
+                        .map(|w| (*p, w))
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>()
+        })
+        .await
+        .map_err(|e| ConnectorError::retryable(format!("watermark task: {e}")))?
+        .map_err(|e| kafka_error(e, &format!("reading the offsets of topic `{}`", c.topic)))
+    }
+
+    /// Up to `limit` records from `c`'s position, stopping once every partition reached the
+    /// end it had when the read began. Caught up is decided by the brokers' high watermarks,
+    /// not by a quiet spell, so a slow consumer start never passes for an empty topic.
     async fn take(
         &self,
         c: &mut Consuming,
         limit: usize,
     ) -> Result<(Vec<Json>, usize), ConnectorError> {
+        let ends = Self::watermarks(c).await?;
+        let behind = |next: &BTreeMap<i32, i64>| {
+            ends.iter()
+                .any(|(p, (low, high))| next.get(p).copied().unwrap_or(*low).max(*low) < *high)
+        };
         let mut records = Vec::new();
         let mut taken = 0;
-        while taken < limit {
+        while taken < limit && behind(&c.next) {
             let msg = match tokio::time::timeout(self.config.wait, c.consumer.recv()).await {
-                Err(_) => break,
-                Ok(Err(e)) => return Err(kafka_error(e, &format!("reading topic `{}`", c.topic))),
                 Ok(Ok(m)) => m,
+                Ok(Err(e)) => return Err(kafka_error(e, &format!("reading topic `{}`", c.topic))),
+                Err(_) => {
+                    // Transaction markers take offsets without being records: the
+                    // consumer's own position says whether it really is behind.
+                    if let Ok(list) = c.consumer.position() {
+                        for e in list.elements_for_topic(&c.topic) {
+                            if let rdkafka::Offset::Offset(o) = e.offset() {
+                                c.next.insert(e.partition(), o);
+                            }
+                        }
+                    }
+                    if !behind(&c.next) {
+                        break;
+                    }
+                    return Err(ConnectorError::retryable(format!(
+                        "topic `{}`: the brokers hold records up to {:?} but none arrived within {} ms; check the brokers (raise `wait_ms` for slow clusters)",
+                        c.topic,
+                        ends.iter().map(|(p, (_, h))| (*p, *h)).collect::<BTreeMap<_, _>>(),
+                        self.config.wait.as_millis()
+                    )));
+                }
             };
             records.extend(records_of(
                 msg.payload(),

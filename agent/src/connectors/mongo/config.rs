@@ -4,9 +4,8 @@ use mongodb::error::{Error as MongoError, ErrorKind};
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 
-use crate::connectors::json::parse_schema;
 use crate::connectors::types::Column;
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 pub const SECRET_FIELDS: &[&str] = &["password"];
 
@@ -25,20 +24,13 @@ pub struct MongoConfig {
     pub wait: Duration,
 }
 
-fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::fatal(format!("options: `{name}` {msg}"))
-}
-
 impl MongoConfig {
     pub fn from_spec(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
-        for name in spec.options.keys() {
-            if !KNOWN_OPTIONS.contains(&name.as_str()) {
-                return Err(option_err(
-                    name,
-                    format!("is not a MongoDB option; known: {} (driver settings go in the URI's query)", KNOWN_OPTIONS.join(", ")),
-                ));
-            }
-        }
+        options::only_known(
+            spec,
+            KNOWN_OPTIONS,
+            "a MongoDB option (driver settings go in the URI's query)",
+        )?;
         let mut url = url::Url::parse(spec.connection_string.trim()).map_err(|e| {
             ConnectorError::fatal(format!(
                 "connection_string: not a MongoDB URI ({e}); expected mongodb://user@host:27017/database"
@@ -67,32 +59,14 @@ impl MongoConfig {
             url.set_password(Some(p))
                 .map_err(|_| ConnectorError::fatal("connection_string: cannot hold a password"))?;
         }
-        let change_stream = match spec.options.get("change_stream").map(|s| s.trim()) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(option_err(
-                    "change_stream",
-                    format!("is `{other}`; use true or false"),
-                ))
-            }
-        };
-        let wait = match spec.options.get("wait_ms") {
-            None => 500,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| option_err("wait_ms", format!("must be a whole number, not `{v}`")))?,
-        };
+        let change_stream = options::flag(spec, "change_stream", false)?;
+        let wait: u64 = options::number(spec, "wait_ms", 500)?;
         Ok(Self {
             uri: url.to_string(),
             display,
             database,
             change_stream,
-            schema: match spec.options.get("schema") {
-                Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
-                None => None,
-            },
+            schema: options::schema(spec)?,
             wait: Duration::from_millis(wait),
         })
     }

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::model::ConnectorKind;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
@@ -10,8 +10,7 @@ use super::config::{mongo_error, MongoConfig};
 use crate::connectors::types::{columns_of, Column};
 use crate::connectors::values::value_at;
 use crate::connectors::{
-    table_only, Commit, ConnectionSpec, ConnectorError, Destination, Source, TableInfo,
-    WriteRequest,
+    ConnectionSpec, ConnectorError, Destination, Source, TableInfo, WriteRequest,
 };
 
 /// Inserts a batch with one `insertMany`, or upserts it by the key columns with one
@@ -43,6 +42,10 @@ impl MongoDestination {
 
 #[async_trait]
 impl Destination for MongoDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::MongoDb
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         self.probe.test_connection().await
     }
@@ -143,39 +146,5 @@ impl Destination for MongoDestination {
             }
         }
         Ok(())
-    }
-
-    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
-        Ok(None)
-    }
-
-    async fn max_position(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: bool,
-    ) -> Result<Cursor, ConnectorError> {
-        Err(table_only(
-            ConnectorKind::MongoDb,
-            "say which rows it already holds",
-        ))
-    }
-
-    async fn begin_overwrite(
-        &self,
-        _: &str,
-        _: &[Column],
-        _: &[String],
-    ) -> Result<String, ConnectorError> {
-        Err(table_only(ConnectorKind::MongoDb, "replace its contents"))
-    }
-
-    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Err(table_only(ConnectorKind::MongoDb, "replace its contents"))
     }
 }

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{Cursor, WriteMode};
+use idra_core::model::{ConnectorKind, Cursor, WriteMode};
 use sqlx::mysql::{MySqlArguments, MySqlPool};
 use sqlx::query::Query;
 use sqlx::{MySql, Row, Transaction};
@@ -141,6 +141,10 @@ async fn check_fence(
 
 #[async_trait]
 impl Destination for MysqlDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Mysql
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

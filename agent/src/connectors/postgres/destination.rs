@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{Cursor, WriteMode};
+use idra_core::model::{ConnectorKind, Cursor, WriteMode};
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
@@ -219,6 +219,10 @@ async fn copy_in(
 
 #[async_trait]
 impl Destination for PostgresDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Postgres
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -2,9 +2,8 @@ use std::time::Duration;
 
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use crate::connectors::json::parse_schema;
 use crate::connectors::types::Column;
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 pub const SECRET_FIELDS: &[&str] = &["password"];
 
@@ -27,23 +26,9 @@ pub struct RabbitConfig {
     pub prefetch: u16,
 }
 
-fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::fatal(format!("options: `{name}` {msg}"))
-}
-
 impl RabbitConfig {
     pub fn from_spec(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
-        for name in spec.options.keys() {
-            if !KNOWN_OPTIONS.contains(&name.as_str()) {
-                return Err(option_err(
-                    name,
-                    format!(
-                        "is not a RabbitMQ option; known: {}",
-                        KNOWN_OPTIONS.join(", ")
-                    ),
-                ));
-            }
-        }
+        options::only_known(spec, KNOWN_OPTIONS, "a RabbitMQ option")?;
         let mut url = url::Url::parse(spec.connection_string.trim()).map_err(|e| {
             ConnectorError::fatal(format!(
                 "connection_string: not an AMQP URI ({e}); expected amqp://user@host:5672/%2f"
@@ -66,39 +51,17 @@ impl RabbitConfig {
             }
             url.set_password(Some(p)).map_err(|_| no_user())?;
         }
-        let number = |name: &str, default: u64| -> Result<u64, ConnectorError> {
-            spec.options
-                .get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse()
-                        .map_err(|_| option_err(name, format!("must be a whole number, not `{v}`")))
-                })
-                .unwrap_or(Ok(default))
-        };
-        let declare_queue = match spec.options.get("declare_queue").map(|s| s.trim()) {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(option_err(
-                    "declare_queue",
-                    format!("is `{other}`; use true or false"),
-                ))
-            }
-        };
-        let prefetch = number("prefetch", 0)?;
+        let declare_queue = options::flag(spec, "declare_queue", true)?;
+        let prefetch: u64 = options::number(spec, "prefetch", 0)?;
         Ok(Self {
             display,
             uri: url.to_string(),
             exchange: spec.options.get("exchange").cloned().unwrap_or_default(),
             declare_queue,
-            schema: match spec.options.get("schema") {
-                Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
-                None => None,
-            },
-            wait: Duration::from_millis(number("wait_ms", 200)?),
+            schema: options::schema(spec)?,
+            wait: Duration::from_millis(options::number(spec, "wait_ms", 200)?),
             prefetch: u16::try_from(prefetch)
-                .map_err(|_| option_err("prefetch", "must be at most 65535"))?,
+                .map_err(|_| options::error("prefetch", "must be at most 65535"))?,
         })
     }
 

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::model::ConnectorKind;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
 };
@@ -10,9 +10,7 @@ use tokio::sync::Mutex;
 use super::config::{amqp_error, RabbitConfig};
 use crate::connectors::json::encode_rows;
 use crate::connectors::types::{columns_of, Column};
-use crate::connectors::{
-    table_only, Commit, ConnectionSpec, ConnectorError, Destination, TableInfo, WriteRequest,
-};
+use crate::connectors::{ConnectionSpec, ConnectorError, Destination, TableInfo, WriteRequest};
 
 /// Publishes one persistent JSON message per row to the exchange with the sync's table as
 /// routing key (`mandatory`, so an unroutable message is an error, not a silent drop), and
@@ -54,6 +52,10 @@ impl RabbitDestination {
 
 #[async_trait]
 impl Destination for RabbitDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::RabbitMq
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         let (conn, _ch) = self.config.connect().await?;
         let _ = conn.close(200, "test done".into()).await;
@@ -180,39 +182,5 @@ impl Destination for RabbitDestination {
             }
         }
         Ok(())
-    }
-
-    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
-        Ok(None)
-    }
-
-    async fn max_position(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: bool,
-    ) -> Result<Cursor, ConnectorError> {
-        Err(table_only(
-            ConnectorKind::RabbitMq,
-            "say which rows it already holds",
-        ))
-    }
-
-    async fn begin_overwrite(
-        &self,
-        _: &str,
-        _: &[Column],
-        _: &[String],
-    ) -> Result<String, ConnectorError> {
-        Err(table_only(ConnectorKind::RabbitMq, "replace its contents"))
-    }
-
-    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Err(table_only(ConnectorKind::RabbitMq, "replace its contents"))
     }
 }

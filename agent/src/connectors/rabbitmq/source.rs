@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use tokio::sync::Mutex;
 
 use super::config::{amqp_error, RabbitConfig};
-use crate::connectors::json::{decode_records, infer_columns};
+use crate::connectors::json::{decode_records, infer_columns, message_records};
 use crate::connectors::types::Column;
 use crate::connectors::{ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source, TableInfo};
 
@@ -33,14 +33,11 @@ struct Consuming {
 
 /// The records of one message: a JSON object, or an array of them.
 pub(super) fn records_of(body: &[u8], tag: u64, queue: &str) -> Result<Vec<Json>, ConnectorError> {
-    match serde_json::from_slice::<Json>(body) {
-        Ok(Json::Object(o)) => Ok(vec![Json::Object(o)]),
-        Ok(Json::Array(a)) if a.iter().all(Json::is_object) => Ok(a),
-        _ => Err(ConnectorError::fatal(format!(
-            "queue `{queue}`: message {tag} is not a JSON object (or array of objects): {}. Move it away (e.g. a dead-letter queue) or fix the producer; the sync stops here rather than lose it",
-            String::from_utf8_lossy(&body[..body.len().min(80)])
-        ))),
-    }
+    message_records(body).map_err(|start| {
+        ConnectorError::fatal(format!(
+            "queue `{queue}`: message {tag} is not a JSON object (or array of objects): {start}. Move it away (e.g. a dead-letter queue) or fix the producer; the sync stops here rather than lose it"
+        ))
+    })
 }
 
 impl RabbitSource {

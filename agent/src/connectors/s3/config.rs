@@ -3,9 +3,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use super::formats::Format;
-use crate::connectors::json::parse_schema;
 use crate::connectors::types::Column;
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 /// `secret_access_key` (or the form's Password) and `session_token`.
 pub const SECRET_FIELDS: &[&str] = &["password", "secret_access_key", "session_token"];
@@ -36,20 +35,9 @@ pub struct S3Config {
     pub schema: Option<Vec<Column>>,
 }
 
-fn option_err(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::fatal(format!("options: `{name}` {msg}"))
-}
-
 impl S3Config {
     pub fn from_spec(spec: &ConnectionSpec) -> Result<Self, ConnectorError> {
-        for name in spec.options.keys() {
-            if !KNOWN_OPTIONS.contains(&name.as_str()) {
-                return Err(option_err(
-                    name,
-                    format!("is not an S3 option; known: {}", KNOWN_OPTIONS.join(", ")),
-                ));
-            }
-        }
+        options::only_known(spec, KNOWN_OPTIONS, "an S3 option")?;
         let cs = spec.connection_string.trim();
         let rest = cs.strip_prefix("s3://").ok_or_else(|| {
             ConnectorError::fatal(format!(
@@ -70,7 +58,7 @@ impl S3Config {
         };
         let opt = |k: &str| spec.options.get(k).map(|v| v.trim().to_string());
         let access_key_id = opt("access_key_id").ok_or_else(|| {
-            option_err(
+            options::error(
                 "access_key_id",
                 "is required (with the secret access key in the Password)",
             )
@@ -87,20 +75,20 @@ impl S3Config {
         let format = match opt("format") {
             None => Format::JsonLines,
             Some(f) => Format::parse(&f).ok_or_else(|| {
-                option_err("format", format!("is `{f}`; use jsonl, csv or parquet"))
+                options::error("format", format!("is `{f}`; use jsonl, csv or parquet"))
             })?,
         };
         let gzip = match opt("compression").as_deref() {
             None | Some("none") => false,
             Some("gzip") if format == Format::Parquet => {
-                return Err(option_err(
+                return Err(options::error(
                     "compression",
                     "gzip applies to jsonl and csv; Parquet compresses inside (snappy)",
                 ))
             }
             Some("gzip") => true,
             Some(other) => {
-                return Err(option_err(
+                return Err(options::error(
                     "compression",
                     format!("is `{other}`; use none or gzip"),
                 ))
@@ -109,23 +97,13 @@ impl S3Config {
         let endpoint = opt("endpoint");
         if let Some(e) = &endpoint {
             url::Url::parse(e).map_err(|err| {
-                option_err(
+                options::error(
                     "endpoint",
                     format!("`{e}` is not a URL ({err}); e.g. http://127.0.0.1:9000"),
                 )
             })?;
         }
-        let path_style = match opt("path_style").as_deref() {
-            None => endpoint.is_some(),
-            Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(option_err(
-                    "path_style",
-                    format!("is `{other}`; use true or false"),
-                ))
-            }
-        };
+        let path_style = options::flag(spec, "path_style", endpoint.is_some())?;
         Ok(Self {
             bucket: bucket.to_string(),
             prefix,
@@ -137,10 +115,7 @@ impl S3Config {
             format,
             gzip,
             path_style,
-            schema: match spec.options.get("schema") {
-                Some(s) => Some(parse_schema(s).map_err(|e| e.context("options"))?),
-                None => None,
-            },
+            schema: options::schema(spec)?,
         })
     }
 

@@ -2,15 +2,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use idra_core::model::{ConnectorKind, Cursor};
+use idra_core::model::ConnectorKind;
 use tokio::sync::Mutex;
 
 use super::config::{s3_error, S3Config};
 use super::formats::{encode, Format};
 use crate::connectors::types::Column;
 use crate::connectors::{
-    table_only, Commit, ConnectionSpec, ConnectorError, Destination, Source, TableInfo,
-    WriteRequest,
+    ConnectionSpec, ConnectorError, Destination, Source, TableInfo, WriteRequest,
 };
 
 /// Writes each batch as one object `<prefix><table>/<sync id>/<sequence>.<ext>`: the
@@ -73,6 +72,10 @@ pub(super) fn object_key(dir: &str, sequence: u64, format: Format, gzip: bool) -
 
 #[async_trait]
 impl Destination for S3Destination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::S3
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         self.probe.test_connection().await
     }
@@ -128,39 +131,5 @@ impl Destination for S3Destination {
             .map_err(|e| s3_error(e, &format!("writing `{key}` to {}", self.config.place())))?;
         next.insert(dir, sequence + 1);
         Ok(())
-    }
-
-    async fn claim(&self, _: &str, _: &str, _: i64, _: &Cursor) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    async fn committed(&self, _: &str, _: &str) -> Result<Option<Commit>, ConnectorError> {
-        Ok(None)
-    }
-
-    async fn max_position(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: bool,
-    ) -> Result<Cursor, ConnectorError> {
-        Err(table_only(
-            ConnectorKind::S3,
-            "say which rows it already holds",
-        ))
-    }
-
-    async fn begin_overwrite(
-        &self,
-        _: &str,
-        _: &[Column],
-        _: &[String],
-    ) -> Result<String, ConnectorError> {
-        Err(table_only(ConnectorKind::S3, "replace its contents"))
-    }
-
-    async fn finish_overwrite(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Err(table_only(ConnectorKind::S3, "replace its contents"))
     }
 }

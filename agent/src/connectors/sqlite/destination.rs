@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::{Cursor, WriteMode};
+use idra_core::model::{ConnectorKind, Cursor, WriteMode};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqlitePool};
 use sqlx::{Row, Sqlite};
@@ -113,6 +113,10 @@ fn bind_value<'q>(
 
 #[async_trait]
 impl Destination for SqliteDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Sqlite
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::Cursor;
+use idra_core::model::{ConnectorKind, Cursor};
 use tiberius::Query;
 use tokio::sync::Mutex;
 
@@ -90,6 +90,10 @@ impl SqlServerDestination {
 
 #[async_trait]
 impl Destination for SqlServerDestination {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::SqlServer
+    }
+
     async fn test_connection(&self) -> Result<(), ConnectorError> {
         self.probe.test_connection().await
     }
