@@ -46,6 +46,18 @@ impl ReadSpec {
         Ok((key, ts))
     }
 
+    /// The table as the name of what a non-SQL source reads (topic, queue, endpoint path,
+    /// collection); such sources take no custom query.
+    pub fn named(&self, what: &str, kind: ConnectorKind) -> Result<&str, ConnectorError> {
+        match self.table.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() && self.query.is_none() => Ok(t),
+            _ => Err(ConnectorError::fatal(format!(
+                "table: set it to {what}; custom queries do not apply to {}",
+                kind.label()
+            ))),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match (&self.table, &self.query) {
             (Some(t), _) => t.clone(),

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use idra_core::model::Cursor;
+use idra_core::model::{ConnectorKind, Cursor};
 use serde_json::Value as Json;
 
 use super::client::{at_path, Client};
@@ -97,15 +97,6 @@ impl HttpSource {
         Ok((records, body))
     }
 
-    fn path(spec: &ReadSpec) -> Result<&str, ConnectorError> {
-        match spec.table.as_deref() {
-            Some(t) if !t.trim().is_empty() => Ok(t.trim()),
-            _ => Err(ConnectorError::fatal(
-                "table: set it to the endpoint's path under the data source's URL (e.g. orders); custom queries do not apply to an HTTP API",
-            )),
-        }
-    }
-
     async fn sample_columns(&self, path: &str) -> Result<Vec<Column>, ConnectorError> {
         if let Some(schema) = &self.config().schema {
             return Ok(schema.clone());
@@ -142,7 +133,12 @@ impl Source for HttpSource {
     }
 
     async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
-        let columns = self.sample_columns(Self::path(spec)?).await?;
+        let columns = self
+            .sample_columns(spec.named(
+                "the endpoint's path under the data source's URL (e.g. orders)",
+                ConnectorKind::Http,
+            )?)
+            .await?;
         spec.cursor_columns(&columns)?;
         Ok(columns)
     }
@@ -154,7 +150,10 @@ impl Source for HttpSource {
         after: &Cursor,
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
-        let path = Self::path(spec)?;
+        let path = spec.named(
+            "the endpoint's path under the data source's URL (e.g. orders)",
+            ConnectorKind::Http,
+        )?;
         let (records, body) = self.fetch(path, after, limit).await?;
         let rows = decode_records(&records, columns).map_err(|e| e.context(path))?;
         let full = records.len() >= limit;

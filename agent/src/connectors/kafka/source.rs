@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use idra_core::model::Cursor;
+use idra_core::model::{ConnectorKind, Cursor};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value as Json;
@@ -56,15 +56,6 @@ impl KafkaSource {
             config: KafkaConfig::from_spec(spec)?,
             consuming: Mutex::new(None),
         })
-    }
-
-    fn topic(spec: &ReadSpec) -> Result<&str, ConnectorError> {
-        match spec.table.as_deref().map(str::trim) {
-            Some(t) if !t.is_empty() => Ok(t),
-            _ => Err(ConnectorError::fatal(
-                "table: set it to the topic to read; custom queries do not apply to Kafka",
-            )),
-        }
     }
 
     fn consumer(&self) -> Result<Arc<StreamConsumer>, ConnectorError> {
@@ -286,7 +277,7 @@ impl Source for KafkaSource {
     }
 
     async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
-        let topic = Self::topic(spec)?;
+        let topic = spec.named("the topic to read", ConnectorKind::Kafka)?;
         let columns = match &self.config.schema {
             Some(s) => s.clone(),
             None => {
@@ -311,7 +302,7 @@ impl Source for KafkaSource {
         after: &Cursor,
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
-        let topic = Self::topic(spec)?;
+        let topic = spec.named("the topic to read", ConnectorKind::Kafka)?;
         let after = positions(after)?;
         let mut state = self.consuming.lock().await;
         // Keep consuming where the last read ended; reassign when asked for another place.

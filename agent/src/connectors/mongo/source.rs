@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use idra_core::model::Cursor;
+use idra_core::model::{ConnectorKind, Cursor};
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
 use mongodb::change_stream::ChangeStream;
@@ -53,12 +53,7 @@ impl MongoSource {
     }
 
     async fn collection(&self, spec: &ReadSpec) -> Result<Collection<Document>, ConnectorError> {
-        let name = match spec.table.as_deref().map(str::trim) {
-            Some(t) if !t.is_empty() && spec.query.is_none() => t,
-            _ => return Err(ConnectorError::fatal(
-                "table: set it to the collection to read; custom queries do not apply to MongoDB",
-            )),
-        };
+        let name = spec.named("the collection to read", ConnectorKind::MongoDb)?;
         Ok(self
             .client()
             .await?

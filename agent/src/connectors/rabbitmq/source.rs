@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use futures::StreamExt;
-use idra_core::model::Cursor;
+use idra_core::model::{ConnectorKind, Cursor};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
@@ -48,15 +48,6 @@ impl RabbitSource {
         })
     }
 
-    fn queue(spec: &ReadSpec) -> Result<&str, ConnectorError> {
-        match spec.table.as_deref().map(str::trim) {
-            Some(q) if !q.is_empty() => Ok(q),
-            _ => Err(ConnectorError::fatal(
-                "table: set it to the queue to consume; custom queries do not apply to RabbitMQ",
-            )),
-        }
-    }
-
     async fn start(&self, queue: &str, limit: usize) -> Result<Consuming, ConnectorError> {
         let (conn, channel) = self.config.connect().await?;
         // The reader runs one batch ahead of the acknowledgements: room for two batches.
@@ -100,7 +91,7 @@ impl Source for RabbitSource {
     }
 
     async fn columns(&self, spec: &ReadSpec) -> Result<Vec<Column>, ConnectorError> {
-        let queue = Self::queue(spec)?;
+        let queue = spec.named("the queue to consume", ConnectorKind::RabbitMq)?;
         let columns = match &self.config.schema {
             Some(s) => s.clone(),
             None => {
@@ -139,7 +130,7 @@ impl Source for RabbitSource {
         _after: &Cursor,
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
-        let queue = Self::queue(spec)?;
+        let queue = spec.named("the queue to consume", ConnectorKind::RabbitMq)?;
         let mut state = self.consuming.lock().await;
         if state.as_ref().is_none_or(|c| c.queue != queue) {
             *state = Some(self.start(queue, limit).await?);
