@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/start-etcd.sh
 scripts/start-databases.sh
 scripts/start-mongo.sh
+scripts/start-kafka.sh
 export IDRA_TEST_ETCD=http://127.0.0.1:23790
 export IDRA_REQUIRE_ETCD=1
 
