@@ -8,7 +8,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 ## Build a release and serve it on http://127.0.0.1:3000 (embedded store in ./data, admin/admin).
 run:
 	scripts/setup-tools.sh release
-	cargo leptos build --release
+	cargo leptos build --release --split
 	$(TARGET_DIR)/release/idra-server --data-dir ./data --site-root target/site
 
 ## Everything CI runs: fmt, clippy, Rust tests (etcd for real), Playwright in Chromium.
@@ -33,6 +33,6 @@ fmt:
 bench:
 	bench/run.sh
 
-## 1,000 syncs in the store: p50/p99 of the Dashboard and Syncs pages, and the release wasm size.
+## 1,000 syncs in the store: p50/p99 of the Dashboard and Syncs pages, and the release wasm sizes.
 bench-ui:
 	bench/ui.sh

@@ -4,15 +4,17 @@
 pub mod api;
 mod components;
 mod pages;
+mod routes;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
-use pages::{
-    AccountPage, AgentsPage, DashboardPage, DataSourcesPage, ErrorsPage, Layout, LoginPage,
-    NotFound, OffsetsPage, SyncsPage, UsersPage,
+use pages::{Layout, NotFound};
+use routes::{
+    AccountRoute, AgentsRoute, DashboardRoute, DataSourcesRoute, ErrorsRoute, LoginRoute,
+    OffsetsRoute, SyncsRoute, UsersRoute,
 };
 
 /// The HTML document around the app, rendered by the server.
@@ -49,16 +51,16 @@ pub fn App() -> impl IntoView {
         <Title text="Idra"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/login") view=LoginPage/>
+                <Route path=path!("/login") view={Lazy::<LoginRoute>::new()}/>
                 <ParentRoute path=path!("") view=Layout>
-                    <Route path=path!("") view=DashboardPage/>
-                    <Route path=path!("syncs") view=SyncsPage/>
-                    <Route path=path!("datasources") view=DataSourcesPage/>
-                    <Route path=path!("offsets") view=OffsetsPage/>
-                    <Route path=path!("agents") view=AgentsPage/>
-                    <Route path=path!("users") view=UsersPage/>
-                    <Route path=path!("errors") view=ErrorsPage/>
-                    <Route path=path!("account") view=AccountPage/>
+                    <Route path=path!("") view={Lazy::<DashboardRoute>::new()}/>
+                    <Route path=path!("syncs") view={Lazy::<SyncsRoute>::new()}/>
+                    <Route path=path!("datasources") view={Lazy::<DataSourcesRoute>::new()}/>
+                    <Route path=path!("offsets") view={Lazy::<OffsetsRoute>::new()}/>
+                    <Route path=path!("agents") view={Lazy::<AgentsRoute>::new()}/>
+                    <Route path=path!("users") view={Lazy::<UsersRoute>::new()}/>
+                    <Route path=path!("errors") view={Lazy::<ErrorsRoute>::new()}/>
+                    <Route path=path!("account") view={Lazy::<AccountRoute>::new()}/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -20,6 +20,8 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
     await expect(page.getByRole("status").filter({ hasText: `Saved pg ${tag}.` })).toBeVisible();
 
     await open(page, "/syncs");
+    // The editor opens on request (its code loads then).
+    await page.getByRole("button", { name: "New sync" }).click();
     await page.getByLabel("Name", { exact: true }).fill(`copy ${tag}`);
     await page.getByLabel("Source data source", { exact: true }).selectOption({ label: `pg ${tag}` });
     // Tables come from the data source's discovery.

@@ -9,6 +9,8 @@ mod layout;
 mod login;
 mod not_found;
 mod offsets;
+mod sync_editor;
+mod sync_runs;
 mod syncs;
 mod users;
 

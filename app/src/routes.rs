@@ -1,0 +1,132 @@
+//! The app's pages as lazily loaded routes. With `cargo leptos build --release --split` each
+//! page's code becomes its own wasm chunk that the browser fetches when the page is first
+//! shown (the server names the chunks a page needs in its HTML, so hydration does not wait
+//! on a second round trip). The shell, the router, the layout and the reactive runtime stay
+//! in the main module. Without `--split` (debug builds) this changes nothing.
+//!
+//! `#[lazy_route]` names each chunk after the type, so every page needs its own type.
+
+use leptos::prelude::*;
+use leptos_router::{lazy_route, LazyRoute};
+
+use crate::pages::{
+    AccountPage, AgentsPage, DashboardPage, DataSourcesPage, ErrorsPage, LoginPage, OffsetsPage,
+    SyncsPage, UsersPage,
+};
+
+pub struct LoginRoute;
+
+#[lazy_route]
+impl LazyRoute for LoginRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <LoginPage/> }.into_any()
+    }
+}
+
+pub struct DashboardRoute;
+
+#[lazy_route]
+impl LazyRoute for DashboardRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <DashboardPage/> }.into_any()
+    }
+}
+
+pub struct SyncsRoute;
+
+#[lazy_route]
+impl LazyRoute for SyncsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <SyncsPage/> }.into_any()
+    }
+}
+
+pub struct DataSourcesRoute;
+
+#[lazy_route]
+impl LazyRoute for DataSourcesRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <DataSourcesPage/> }.into_any()
+    }
+}
+
+pub struct OffsetsRoute;
+
+#[lazy_route]
+impl LazyRoute for OffsetsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <OffsetsPage/> }.into_any()
+    }
+}
+
+pub struct AgentsRoute;
+
+#[lazy_route]
+impl LazyRoute for AgentsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <AgentsPage/> }.into_any()
+    }
+}
+
+pub struct UsersRoute;
+
+#[lazy_route]
+impl LazyRoute for UsersRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <UsersPage/> }.into_any()
+    }
+}
+
+pub struct ErrorsRoute;
+
+#[lazy_route]
+impl LazyRoute for ErrorsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ErrorsPage/> }.into_any()
+    }
+}
+
+pub struct AccountRoute;
+
+#[lazy_route]
+impl LazyRoute for AccountRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <AccountPage/> }.into_any()
+    }
+}
