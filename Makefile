@@ -20,7 +20,7 @@ test:
 ## Development server that rebuilds and reloads on edits.
 watch:
 	scripts/setup-tools.sh
-	cargo leptos watch
+	cargo leptos watch --split
 
 lint:
 	cargo fmt --all --check

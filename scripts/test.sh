@@ -26,7 +26,7 @@ step "cargo test --workspace"
 cargo test --workspace 2>&1 | tee "$logs/cargo.log"
 
 step "cargo leptos build (UI for the browser tests)"
-cargo leptos build
+cargo leptos build --split
 
 step "playwright (Chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee "$logs/playwright.log"

@@ -4,5 +4,6 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(idra_app::App);
+    // The pages are lazy routes (app/src/routes.rs): hydration waits for a page's chunk.
+    leptos::mount::hydrate_lazy(idra_app::App);
 }
