@@ -1,10 +1,12 @@
-//! The app's pages as lazily loaded routes. With `cargo leptos build --release --split` each
-//! page's code becomes its own wasm chunk that the browser fetches when the page is first
-//! shown (the server names the chunks a page needs in its HTML, so hydration does not wait
-//! on a second round trip). The shell, the router, the layout and the reactive runtime stay
-//! in the main module. Without `--split` (debug builds) this changes nothing.
+//! The app's pages as lazily loaded routes. Built with `cargo leptos build --split` (as every
+//! build here is), each page's code becomes its own wasm chunk that the browser fetches when
+//! the page is first shown (the server names the chunks a page needs in its HTML, so
+//! hydration does not wait on a second round trip). The shell, the router, the layout and the
+//! reactive runtime stay in the main module. Hydration must then be `hydrate_lazy`
+//! (frontend/src/lib.rs).
 //!
-//! `#[lazy_route]` names each chunk after the type, so every page needs its own type.
+//! `#[lazy_route]` names each chunk after the type and `#[lazy]` after the call site, so every
+//! page needs its own type written out here (a `macro_rules!` would give them all one name).
 
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};

@@ -17,6 +17,12 @@ const MODES: [(&str, &str); 6] = [
     ("full_refresh_append", "Full refresh (append)"),
 ];
 
+// What a new sync starts with.
+const DEFAULT_MODE: &str = "by_id";
+const DEFAULT_WRITE_MODE: &str = "insert";
+const DEFAULT_BATCH_SIZE: &str = "10000";
+const DEFAULT_POLL_SECS: &str = "5";
+
 /// The editor's fields.
 #[derive(Clone, Copy)]
 pub struct Editor {
@@ -45,12 +51,12 @@ impl Editor {
             source_query: RwSignal::new(String::new()),
             dest_ds: RwSignal::new(String::new()),
             dest_table: RwSignal::new(String::new()),
-            mode: RwSignal::new("by_id".into()),
+            mode: RwSignal::new(DEFAULT_MODE.into()),
             key: RwSignal::new(String::new()),
             timestamp: RwSignal::new(String::new()),
-            write_mode: RwSignal::new("insert".into()),
-            batch_size: RwSignal::new("10000".into()),
-            poll: RwSignal::new("5".into()),
+            write_mode: RwSignal::new(DEFAULT_WRITE_MODE.into()),
+            batch_size: RwSignal::new(DEFAULT_BATCH_SIZE.into()),
+            poll: RwSignal::new(DEFAULT_POLL_SECS.into()),
         }
     }
 
@@ -83,7 +89,6 @@ impl Editor {
 
     /// Empty fields for a new sync.
     pub fn clear(&self) {
-        let blank = Self::new();
         self.id.set(String::new());
         self.name.set(String::new());
         self.source_ds.set(String::new());
@@ -91,12 +96,12 @@ impl Editor {
         self.source_query.set(String::new());
         self.dest_ds.set(String::new());
         self.dest_table.set(String::new());
-        self.mode.set(blank.mode.get_untracked());
+        self.mode.set(DEFAULT_MODE.into());
         self.key.set(String::new());
         self.timestamp.set(String::new());
-        self.write_mode.set(blank.write_mode.get_untracked());
-        self.batch_size.set(blank.batch_size.get_untracked());
-        self.poll.set(blank.poll.get_untracked());
+        self.write_mode.set(DEFAULT_WRITE_MODE.into());
+        self.batch_size.set(DEFAULT_BATCH_SIZE.into());
+        self.poll.set(DEFAULT_POLL_SECS.into());
     }
 
     fn to_action(self) -> SaveSync {
