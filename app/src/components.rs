@@ -1,5 +1,6 @@
 //! Small pieces shared by pages.
 
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use leptos::prelude::*;
 
 use crate::api::UiError;
@@ -45,4 +46,35 @@ where
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="muted">"Loading…"</p> }
+}
+
+/// A time as the UI shows it, `2026-11-21 20:14:32 UTC`. Written with the date's fields
+/// rather than `DateTime::format`, whose format-string machinery would otherwise ship in the
+/// browser's wasm.
+pub fn utc_time(t: DateTime<Utc>) -> String {
+    format!("{} {}", utc_date(t), clock_time(t))
+}
+
+/// `2026-11-21`.
+pub fn utc_date(t: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+}
+
+/// `20:14:32 UTC`.
+pub fn clock_time(t: DateTime<Utc>) -> String {
+    format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_like_strftime() {
+        let t = "2026-03-04T05:06:07.891Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(utc_time(t), t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+        assert_eq!(clock_time(t), "05:06:07 UTC");
+        let late = "1999-12-31T23:59:59Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(utc_time(late), "1999-12-31 23:59:59 UTC");
+    }
 }

@@ -50,10 +50,10 @@ pub async fn save_sync(
     let invalid = |field: &str, message: &str| {
         UiError::from(ServiceError::from(ValidationError::new(field, message)))
     };
-    let mode = serde_json::from_value(serde_json::Value::String(mode.clone()))
-        .map_err(|_| invalid("mode", "pick a mode"))?;
-    let write_mode = serde_json::from_value(serde_json::Value::String(write_mode))
-        .map_err(|_| invalid("write_mode", "pick insert or upsert"))?;
+    use idra_core::model::{SyncMode, WriteMode};
+    let mode = SyncMode::from_name(&mode).ok_or_else(|| invalid("mode", "pick a mode"))?;
+    let write_mode = WriteMode::from_name(&write_mode)
+        .ok_or_else(|| invalid("write_mode", "pick insert or upsert"))?;
     let batch_size = batch_size
         .trim()
         .parse()

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::cluster_status;
-use crate::components::{ErrorMessage, Loading};
+use crate::components::{utc_time, ErrorMessage, Loading};
 
 const REFRESH: Duration = Duration::from_secs(2);
 
@@ -49,7 +49,7 @@ pub fn AgentsPage() -> impl IntoView {
                                                         <td>{a.host.clone()}</td>
                                                         <td>{a.address.clone()}</td>
                                                         <td>{a.version.clone()}</td>
-                                                        <td>{a.started_at.to_rfc3339()}</td>
+                                                        <td>{utc_time(a.started_at)}</td>
                                                         <td>{n}</td>
                                                     </tr>
                                                 }

@@ -5,7 +5,7 @@ use leptos_router::components::A;
 use std::time::Duration;
 
 use crate::api::{cluster_status, list_sync_page, overview};
-use crate::components::{ErrorMessage, Loading};
+use crate::components::{utc_time, ErrorMessage, Loading};
 
 const SAMPLES: usize = 60;
 const EVERY: Duration = Duration::from_secs(2);
@@ -89,7 +89,7 @@ pub fn DashboardPage() -> impl IntoView {
                                 {c.agents.iter().map(|a| {
                                     let n = c.assignments.iter().filter(|r| r.agent.as_deref() == Some(a.id.as_str())).count();
                                     let lead = leader.as_deref() == Some(a.id.as_str());
-                                    view! { <tr><td>{a.id.clone()}{lead.then_some(" (leader)")}</td><td>{a.host.clone()}</td><td>{a.started_at.to_rfc3339()}</td><td>{n}</td></tr> }
+                                    view! { <tr><td>{a.id.clone()}{lead.then_some(" (leader)")}</td><td>{a.host.clone()}</td><td>{utc_time(a.started_at)}</td><td>{n}</td></tr> }
                                 }).collect_view()}
                             </tbody>
                         </table>

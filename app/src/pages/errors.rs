@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{errors_page, ERRORS_PER_PAGE};
-use crate::components::{ErrorMessage, Loading};
+use crate::components::{utc_time, ErrorMessage, Loading};
 
 #[component]
 pub fn ErrorsPage() -> impl IntoView {
@@ -24,7 +24,7 @@ pub fn ErrorsPage() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|r| view! {
                                         <tr>
-                                            <td>{r.ended_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</td>
+                                            <td>{utc_time(r.ended_at)}</td>
                                             <td>{r.sync_id}</td>
                                             <td>{r.outcome}</td>
                                             <td class="bad">{r.message.unwrap_or_default()}</td>

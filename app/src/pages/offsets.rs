@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{list_offsets, offset_history, SetOffset};
-use crate::components::{action_error, field_error, ErrorMessage, Loading};
+use crate::components::{action_error, field_error, utc_time, ErrorMessage, Loading};
 
 #[component]
 pub fn OffsetsPage() -> impl IntoView {
@@ -38,7 +38,7 @@ pub fn OffsetsPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|r| {
                                     let (pos, fence, at) = match &r.offset {
-                                        Some(o) => (o.cursor.describe(), o.fence.to_string(), o.updated_at.to_rfc3339()),
+                                        Some(o) => (o.cursor.describe(), o.fence.to_string(), utc_time(o.updated_at)),
                                         None => ("not started".to_string(), "—".to_string(), "—".to_string()),
                                     };
                                     let json = r.offset.as_ref().map(|o| serde_json::to_string(&o.cursor).unwrap_or_default()).unwrap_or_default();
@@ -98,7 +98,7 @@ pub fn OffsetsPage() -> impl IntoView {
                                     <tbody>
                                         {list.into_iter().rev().map(|c| view! {
                                             <tr>
-                                                <td>{c.at.to_rfc3339()}</td><td>{c.by}</td>
+                                                <td>{utc_time(c.at)}</td><td>{c.by}</td>
                                                 <td>{c.old.map(|o| o.describe()).unwrap_or_else(|| "not started".into())}</td>
                                                 <td>{c.new.describe()}</td>
                                             </tr>

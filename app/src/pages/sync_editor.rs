@@ -2,24 +2,15 @@
 //! The form is loaded lazily (its own wasm chunk in a `--split` release build), since the
 //! Syncs page is mostly read.
 
-use idra_core::model::{SyncConfig, TableView};
+use idra_core::model::{SyncConfig, SyncMode, TableView, WriteMode};
 use leptos::prelude::*;
 
 use crate::api::{discover_tables, list_datasources, SaveSync};
 use crate::components::field_error;
 
-const MODES: [(&str, &str); 6] = [
-    ("by_id", "By id"),
-    ("by_timestamp", "By timestamp"),
-    ("last_destination_id", "Last destination id"),
-    ("last_destination_timestamp", "Last destination timestamp"),
-    ("full_refresh_overwrite", "Full refresh (overwrite)"),
-    ("full_refresh_append", "Full refresh (append)"),
-];
-
 // What a new sync starts with.
-const DEFAULT_MODE: &str = "by_id";
-const DEFAULT_WRITE_MODE: &str = "insert";
+const DEFAULT_MODE: SyncMode = SyncMode::ById;
+const DEFAULT_WRITE_MODE: WriteMode = WriteMode::Insert;
 const DEFAULT_BATCH_SIZE: &str = "10000";
 const DEFAULT_POLL_SECS: &str = "5";
 
@@ -51,17 +42,16 @@ impl Editor {
             source_query: RwSignal::new(String::new()),
             dest_ds: RwSignal::new(String::new()),
             dest_table: RwSignal::new(String::new()),
-            mode: RwSignal::new(DEFAULT_MODE.into()),
+            mode: RwSignal::new(DEFAULT_MODE.as_str().into()),
             key: RwSignal::new(String::new()),
             timestamp: RwSignal::new(String::new()),
-            write_mode: RwSignal::new(DEFAULT_WRITE_MODE.into()),
+            write_mode: RwSignal::new(DEFAULT_WRITE_MODE.as_str().into()),
             batch_size: RwSignal::new(DEFAULT_BATCH_SIZE.into()),
             poll: RwSignal::new(DEFAULT_POLL_SECS.into()),
         }
     }
 
     pub fn load(&self, s: &SyncConfig, clone: bool) {
-        let json = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
         self.id
             .set(if clone { String::new() } else { s.id.clone() });
         self.name.set(if clone {
@@ -75,14 +65,12 @@ impl Editor {
             .set(s.source.query.clone().unwrap_or_default());
         self.dest_ds.set(s.destination.datasource_id.clone());
         self.dest_table.set(s.destination.table.clone());
-        self.mode
-            .set(json(serde_json::to_value(s.mode).unwrap_or_default()));
+        self.mode.set(s.mode.as_str().into());
         self.key
             .set(s.key_columns.first().cloned().unwrap_or_default());
         self.timestamp
             .set(s.timestamp_column.clone().unwrap_or_default());
-        self.write_mode
-            .set(json(serde_json::to_value(s.write_mode).unwrap_or_default()));
+        self.write_mode.set(s.write_mode.as_str().into());
         self.batch_size.set(s.batch_size.to_string());
         self.poll.set(s.poll_interval_secs.to_string());
     }
@@ -96,10 +84,10 @@ impl Editor {
         self.source_query.set(String::new());
         self.dest_ds.set(String::new());
         self.dest_table.set(String::new());
-        self.mode.set(DEFAULT_MODE.into());
+        self.mode.set(DEFAULT_MODE.as_str().into());
         self.key.set(String::new());
         self.timestamp.set(String::new());
-        self.write_mode.set(DEFAULT_WRITE_MODE.into());
+        self.write_mode.set(DEFAULT_WRITE_MODE.as_str().into());
         self.batch_size.set(DEFAULT_BATCH_SIZE.into());
         self.poll.set(DEFAULT_POLL_SECS.into());
     }
@@ -208,7 +196,7 @@ fn SyncForm(editor: Editor, save: ServerAction<SaveSync>) -> impl IntoView {
             {field_error(save, "destination.table")}
             <label for="sync-mode">"Mode"</label>
             <select id="sync-mode" prop:value=editor.mode on:change=move |ev| editor.mode.set(event_target_value(&ev))>
-                {MODES.iter().map(|(v, l)| view! { <option value=*v selected=move || editor.mode.get() == *v>{*l}</option> }).collect_view()}
+                {SyncMode::ALL.map(|m| view! { <option value=m.as_str() selected=move || editor.mode.get() == m.as_str()>{m.label()}</option> }).collect_view()}
             </select>
             {field_error(save, "mode")}
             <label for="sync-key">"Key column"</label>
@@ -222,15 +210,14 @@ fn SyncForm(editor: Editor, save: ServerAction<SaveSync>) -> impl IntoView {
                     })}
                 </Transition>
             </datalist>
-            <Show when=move || editor.mode.get().contains("timestamp")>
+            <Show when=move || SyncMode::from_name(&editor.mode.get()).is_some_and(SyncMode::needs_timestamp)>
                 <label for="sync-ts">"Timestamp column"</label>
                 <input id="sync-ts" list="sync-columns" prop:value=editor.timestamp on:input=move |ev| editor.timestamp.set(event_target_value(&ev))/>
             </Show>
             {field_error(save, "timestamp_column")}
             <label for="sync-write">"Write mode"</label>
             <select id="sync-write" prop:value=editor.write_mode on:change=move |ev| editor.write_mode.set(event_target_value(&ev))>
-                <option value="insert" selected=move || editor.write_mode.get() == "insert">"Insert"</option>
-                <option value="upsert" selected=move || editor.write_mode.get() == "upsert">"Upsert"</option>
+                {WriteMode::ALL.map(|m| view! { <option value=m.as_str() selected=move || editor.write_mode.get() == m.as_str()>{m.label()}</option> }).collect_view()}
             </select>
             <label for="sync-batch">"Batch size"</label>
             <input id="sync-batch" inputmode="numeric" prop:value=editor.batch_size on:input=move |ev| editor.batch_size.set(event_target_value(&ev))/>

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::{ErrorMessage, Loading};
+use crate::components::{clock_time, utc_time, ErrorMessage, Loading};
 
 #[lazy]
 pub fn sync_runs(id: String, name: String) -> AnyView {
@@ -26,8 +26,8 @@ fn SyncRuns(id: String, name: String) -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|r| view! {
                                     <tr>
-                                        <td>{r.started_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
-                                        <td>{r.ended_at.format("%H:%M:%S").to_string()}</td>
+                                        <td>{utc_time(r.started_at)}</td>
+                                        <td>{clock_time(r.ended_at)}</td>
                                         <td>{r.rows}</td>
                                         <td>{r.outcome}</td>
                                         <td>{r.message.unwrap_or_default()}</td>

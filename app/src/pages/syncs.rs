@@ -7,7 +7,7 @@ use super::sync_runs::sync_runs;
 use crate::api::{
     list_sync_page, DeleteSync, ImportSyncs, RunSyncNow, SaveSync, SetSyncEnabled, PAGE_SIZE,
 };
-use crate::components::{action_error, field_error, ErrorMessage, Loading};
+use crate::components::{action_error, field_error, utc_time, ErrorMessage, Loading};
 
 fn state_label(s: SyncState) -> &'static str {
     match s {
@@ -76,10 +76,10 @@ pub fn SyncsPage() -> impl IntoView {
                                             <tr>
                                                 <td>{s.name.clone()}</td>
                                                 <td>{format!("{}.{} → {}.{}", r.source_name, s.source.query.as_ref().map(|_| "query".to_string()).unwrap_or(s.source.table.clone()), r.destination_name, s.destination.table)}</td>
-                                                <td>{serde_json::to_value(s.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()}</td>
+                                                <td>{s.mode.as_str()}</td>
                                                 <td title=r.status.error.clone().unwrap_or_default()>{state}</td>
                                                 <td>{r.status.rows}</td>
-                                                <td>{r.status.last_run.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into())}</td>
+                                                <td>{r.status.last_run.map(utc_time).unwrap_or_else(|| "never".into())}</td>
                                                 <td>{r.status.agent.clone().unwrap_or_default()}</td>
                                                 <td class="actions">
                                                     <button type="button" class="link" aria-label=labels.0 on:click=move |_| { editor.load(&edit_s, false); editing.set(true); }>"Edit"</button>

@@ -23,6 +23,45 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
+    pub const ALL: [SyncMode; 6] = [
+        SyncMode::ById,
+        SyncMode::ByTimestamp,
+        SyncMode::LastDestinationId,
+        SyncMode::LastDestinationTimestamp,
+        SyncMode::FullRefreshOverwrite,
+        SyncMode::FullRefreshAppend,
+    ];
+
+    /// The name used in JSON and in forms. Spelled out rather than asked of serde so the
+    /// browser's wasm does not carry a JSON serializer just to show a mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::ById => "by_id",
+            SyncMode::ByTimestamp => "by_timestamp",
+            SyncMode::LastDestinationId => "last_destination_id",
+            SyncMode::LastDestinationTimestamp => "last_destination_timestamp",
+            SyncMode::FullRefreshOverwrite => "full_refresh_overwrite",
+            SyncMode::FullRefreshAppend => "full_refresh_append",
+        }
+    }
+
+    /// What the UI shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncMode::ById => "By id",
+            SyncMode::ByTimestamp => "By timestamp",
+            SyncMode::LastDestinationId => "Last destination id",
+            SyncMode::LastDestinationTimestamp => "Last destination timestamp",
+            SyncMode::FullRefreshOverwrite => "Full refresh (overwrite)",
+            SyncMode::FullRefreshAppend => "Full refresh (append)",
+        }
+    }
+
+    /// The mode named `name` (as [`SyncMode::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
     pub fn needs_timestamp(self) -> bool {
         matches!(
             self,
@@ -38,6 +77,29 @@ pub enum WriteMode {
     #[default]
     Insert,
     Upsert,
+}
+
+impl WriteMode {
+    pub const ALL: [WriteMode; 2] = [WriteMode::Insert, WriteMode::Upsert];
+
+    /// The name used in JSON and in forms (see [`SyncMode::as_str`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Insert => "insert",
+            WriteMode::Upsert => "upsert",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            WriteMode::Insert => "Insert",
+            WriteMode::Upsert => "Upsert",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
 }
 
 /// One side of a sync: a saved data source plus what to read or write there.
@@ -216,6 +278,19 @@ impl SyncConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_names_are_the_json_names() {
+        for mode in SyncMode::ALL {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(SyncMode::from_name(mode.as_str()), Some(mode));
+        }
+        for mode in WriteMode::ALL {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(WriteMode::from_name(mode.as_str()), Some(mode));
+        }
+        assert_eq!(SyncMode::from_name("ById"), None);
+    }
 
     fn sync() -> SyncConfig {
         SyncConfig {
