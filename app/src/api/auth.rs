@@ -1,15 +1,15 @@
 use idra_core::model::User;
 use leptos::prelude::*;
 
-use super::UiError;
+use super::{JsonAnswer, UiError};
 
 /// Who is signed in, if anyone.
-#[server(endpoint = "current_user")]
+#[server(endpoint = "current_user", output = JsonAnswer)]
 pub async fn current_user() -> Result<Option<User>, UiError> {
     super::server::current_user().await
 }
 
-#[server(endpoint = "login")]
+#[server(endpoint = "login", output = JsonAnswer)]
 pub async fn login(username: String, password: String) -> Result<(), UiError> {
     use super::server;
     let services = server::services()?;
@@ -20,7 +20,7 @@ pub async fn login(username: String, password: String) -> Result<(), UiError> {
     Ok(())
 }
 
-#[server(endpoint = "logout")]
+#[server(endpoint = "logout", output = JsonAnswer)]
 pub async fn logout() -> Result<(), UiError> {
     use super::server;
     server::sign_out(&server::session().await?).await?;
@@ -28,7 +28,7 @@ pub async fn logout() -> Result<(), UiError> {
     Ok(())
 }
 
-#[server(endpoint = "change_password")]
+#[server(endpoint = "change_password", output = JsonAnswer)]
 pub async fn change_password(
     current_password: String,
     new_password: String,

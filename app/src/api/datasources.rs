@@ -1,10 +1,10 @@
 use idra_core::model::DataSource;
 use leptos::prelude::*;
 
-use super::UiError;
+use super::{JsonAnswer, UiError};
 
 /// Kinds whose connector this server has (the others are listed as unavailable).
-#[server(endpoint = "datasources/kinds")]
+#[server(endpoint = "datasources/kinds", output = JsonAnswer)]
 pub async fn available_kinds() -> Result<Vec<String>, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -60,7 +60,7 @@ fn input(
 }
 
 /// Creates (no id) or replaces a data source.
-#[server(endpoint = "datasources/save")]
+#[server(endpoint = "datasources/save", output = JsonAnswer)]
 pub async fn save_datasource(
     id: String,
     name: String,
@@ -81,7 +81,7 @@ pub async fn save_datasource(
 }
 
 /// Runs the connector's real check on the form's values.
-#[server(endpoint = "datasources/test")]
+#[server(endpoint = "datasources/test", output = JsonAnswer)]
 pub async fn test_datasource(
     id: String,
     name: String,
@@ -108,7 +108,7 @@ pub async fn test_datasource(
     }
 }
 
-#[server(endpoint = "datasources/delete")]
+#[server(endpoint = "datasources/delete", output = JsonAnswer)]
 pub async fn delete_datasource(id: String) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;

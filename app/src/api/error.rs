@@ -1,4 +1,3 @@
-use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +35,7 @@ impl std::fmt::Display for UiError {
 impl std::error::Error for UiError {}
 
 impl FromServerFnError for UiError {
-    type Encoder = JsonEncoding;
+    type Encoder = super::JsonText;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         Self::new(format!(

@@ -2,6 +2,7 @@
 //! signed-in user's role checked by `idra_core::service`.
 
 mod auth;
+mod codec;
 mod datasources;
 mod error;
 mod overview;
@@ -11,6 +12,7 @@ mod syncs;
 mod users;
 
 pub use auth::*;
+pub use codec::{JsonAnswer, JsonText};
 pub use datasources::*;
 pub use error::UiError;
 pub use overview::*;

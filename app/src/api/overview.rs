@@ -4,7 +4,7 @@ use idra_core::model::{
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::UiError;
+use super::{JsonAnswer, UiError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverviewData {
@@ -13,7 +13,7 @@ pub struct OverviewData {
     pub counts: Counts,
 }
 
-#[server(endpoint = "overview")]
+#[server(endpoint = "overview", output = JsonAnswer)]
 pub async fn overview() -> Result<OverviewData, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -25,35 +25,35 @@ pub async fn overview() -> Result<OverviewData, UiError> {
     })
 }
 
-#[server(endpoint = "syncs/list")]
+#[server(endpoint = "syncs/list", output = JsonAnswer)]
 pub async fn list_syncs() -> Result<Vec<SyncConfig>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_syncs(&actor).await?)
 }
 
-#[server(endpoint = "datasources/list")]
+#[server(endpoint = "datasources/list", output = JsonAnswer)]
 pub async fn list_datasources() -> Result<Vec<DataSource>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_datasources(&actor).await?)
 }
 
-#[server(endpoint = "offsets/list")]
+#[server(endpoint = "offsets/list", output = JsonAnswer)]
 pub async fn list_offsets() -> Result<Vec<OffsetRow>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_offsets(&actor).await?)
 }
 
-#[server(endpoint = "agents/list")]
+#[server(endpoint = "agents/list", output = JsonAnswer)]
 pub async fn list_agents() -> Result<Vec<AgentInfo>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_agents(&actor).await?)
 }
 
-#[server(endpoint = "cluster")]
+#[server(endpoint = "cluster", output = JsonAnswer)]
 pub async fn cluster_status() -> Result<ClusterView, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -62,7 +62,7 @@ pub async fn cluster_status() -> Result<ClusterView, UiError> {
 
 /// Sets a paused sync's offset by hand. `expected` is the cursor (JSON) the user saw:
 /// if it changed meanwhile the edit is refused. `confirmed` must acknowledge the effect.
-#[server(endpoint = "offsets/set")]
+#[server(endpoint = "offsets/set", output = JsonAnswer)]
 pub async fn set_offset(
     sync_id: String,
     expected: String,
@@ -100,7 +100,7 @@ pub async fn set_offset(
     Ok(())
 }
 
-#[server(endpoint = "offsets/history")]
+#[server(endpoint = "offsets/history", output = JsonAnswer)]
 pub async fn offset_history(
     sync_id: String,
 ) -> Result<Vec<idra_core::model::OffsetChange>, UiError> {
@@ -109,7 +109,7 @@ pub async fn offset_history(
     Ok(server::services()?.offset_changes(&actor, &sync_id).await?)
 }
 
-#[server(endpoint = "syncs/runs")]
+#[server(endpoint = "syncs/runs", output = JsonAnswer)]
 pub async fn sync_runs(sync_id: String) -> Result<Vec<idra_core::model::RunRecord>, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -118,7 +118,7 @@ pub async fn sync_runs(sync_id: String) -> Result<Vec<idra_core::model::RunRecor
 
 pub const ERRORS_PER_PAGE: usize = 25;
 
-#[server(endpoint = "errors/page")]
+#[server(endpoint = "errors/page", output = JsonAnswer)]
 pub async fn errors_page(
     page: usize,
 ) -> Result<(Vec<idra_core::model::RunRecord>, usize), UiError> {

@@ -1,11 +1,11 @@
 use idra_core::model::{SyncConfig, SyncPage, TableView};
 use leptos::prelude::*;
 
-use super::UiError;
+use super::{JsonAnswer, UiError};
 
 pub const PAGE_SIZE: usize = 50;
 
-#[server(endpoint = "syncs/page")]
+#[server(endpoint = "syncs/page", output = JsonAnswer)]
 pub async fn list_sync_page(search: String, page: usize) -> Result<SyncPage, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -27,7 +27,7 @@ pub async fn discover_tables(id: String) -> Result<Vec<TableView>, UiError> {
 
 /// Creates (no id) or replaces a sync from the editor's fields.
 #[allow(clippy::too_many_arguments)]
-#[server(endpoint = "syncs/save")]
+#[server(endpoint = "syncs/save", output = JsonAnswer)]
 pub async fn save_sync(
     id: String,
     name: String,
@@ -100,7 +100,7 @@ pub async fn save_sync(
     })
 }
 
-#[server(endpoint = "syncs/enabled")]
+#[server(endpoint = "syncs/enabled", output = JsonAnswer)]
 pub async fn set_sync_enabled(id: String, enabled: bool) -> Result<SyncConfig, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -109,14 +109,14 @@ pub async fn set_sync_enabled(id: String, enabled: bool) -> Result<SyncConfig, U
         .await?)
 }
 
-#[server(endpoint = "syncs/delete")]
+#[server(endpoint = "syncs/delete", output = JsonAnswer)]
 pub async fn delete_sync(id: String) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.delete_sync(&actor, &id).await?)
 }
 
-#[server(endpoint = "syncs/run")]
+#[server(endpoint = "syncs/run", output = JsonAnswer)]
 pub async fn run_sync_now(id: String) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -124,7 +124,7 @@ pub async fn run_sync_now(id: String) -> Result<(), UiError> {
 }
 
 /// Imports a sync file; returns what was loaded.
-#[server(endpoint = "syncs/import")]
+#[server(endpoint = "syncs/import", output = JsonAnswer)]
 pub async fn import_syncs(text: String) -> Result<String, UiError> {
     use super::server;
     let actor = server::actor().await?;

@@ -1,16 +1,16 @@
 use idra_core::model::User;
 use leptos::prelude::*;
 
-use super::UiError;
+use super::{JsonAnswer, UiError};
 
-#[server(endpoint = "users/list")]
+#[server(endpoint = "users/list", output = JsonAnswer)]
 pub async fn list_users() -> Result<Vec<User>, UiError> {
     use super::server;
     let actor = server::actor().await?;
     Ok(server::services()?.list_users(&actor).await?)
 }
 
-#[server(endpoint = "users/create")]
+#[server(endpoint = "users/create", output = JsonAnswer)]
 pub async fn create_user(
     username: String,
     password: String,
@@ -32,7 +32,7 @@ pub async fn create_user(
     Ok(server::services()?.create_user(&actor, new).await?)
 }
 
-#[server(endpoint = "users/role")]
+#[server(endpoint = "users/role", output = JsonAnswer)]
 pub async fn set_user_role(username: String, role: String) -> Result<User, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -44,7 +44,7 @@ pub async fn set_user_role(username: String, role: String) -> Result<User, UiErr
         .await?)
 }
 
-#[server(endpoint = "users/reset_password")]
+#[server(endpoint = "users/reset_password", output = JsonAnswer)]
 pub async fn reset_user_password(username: String, password: String) -> Result<User, UiError> {
     use super::server;
     let actor = server::actor().await?;
@@ -53,7 +53,7 @@ pub async fn reset_user_password(username: String, password: String) -> Result<U
         .await?)
 }
 
-#[server(endpoint = "users/delete")]
+#[server(endpoint = "users/delete", output = JsonAnswer)]
 pub async fn delete_user(username: String) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;
