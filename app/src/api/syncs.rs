@@ -1,4 +1,4 @@
-use idra_core::model::{SyncConfig, SyncPage, TableView};
+use idra_core::model::{DataSourceChoice, SyncConfig, SyncPage, TableView};
 use leptos::prelude::*;
 
 use super::{JsonAnswer, UiError};
@@ -14,8 +14,23 @@ pub async fn list_sync_page(search: String, page: usize) -> Result<SyncPage, UiE
         .await?)
 }
 
+/// The data sources a sync can read from or write to, for the editor's pickers.
+#[server(endpoint = "datasources/choices", output = JsonAnswer)]
+pub async fn list_datasource_choices() -> Result<Vec<DataSourceChoice>, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    let all = server::services()?.list_datasources(&actor).await?;
+    Ok(all
+        .into_iter()
+        .map(|d| DataSourceChoice {
+            id: d.id,
+            name: d.name,
+        })
+        .collect())
+}
+
 /// Tables and columns of a saved data source (editors: it connects with the secrets).
-#[server(endpoint = "datasources/discover")]
+#[server(endpoint = "datasources/discover", output = JsonAnswer)]
 pub async fn discover_tables(id: String) -> Result<Vec<TableView>, UiError> {
     use super::server;
     let actor = server::actor().await?;

@@ -5,7 +5,7 @@
 use idra_core::model::{SyncConfig, SyncMode, TableView, WriteMode};
 use leptos::prelude::*;
 
-use crate::api::{discover_tables, list_datasources, SaveSync};
+use crate::api::{discover_tables, list_datasource_choices, SaveSync};
 use crate::components::field_error;
 
 // What a new sync starts with.
@@ -119,7 +119,7 @@ pub fn sync_form(editor: Editor, save: ServerAction<SaveSync>) -> AnyView {
 
 #[component]
 fn SyncForm(editor: Editor, save: ServerAction<SaveSync>) -> impl IntoView {
-    let sources = Resource::new(|| (), |_| list_datasources());
+    let sources = Resource::new(|| (), |_| list_datasource_choices());
     let tables = Resource::new(
         move || editor.source_ds.get(),
         |id| async move {

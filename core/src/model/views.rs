@@ -56,6 +56,14 @@ pub struct AssignmentRow {
     pub generation: u64,
 }
 
+/// A data source as the sync editor lists it: enough to pick one. (The full `DataSource`
+/// would make the editor's wasm carry its decoder, maps, sets and dates too.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSourceChoice {
+    pub id: String,
+    pub name: String,
+}
+
 /// A table a data source offers, for the sync editor.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
