@@ -78,8 +78,6 @@ impl ConnectorKind {
             })
     }
 
-    /// Option names whose values are secrets for this kind: encrypted at rest and never sent
-    /// to a client. A password embedded in a connection string is moved to `password`.
     /// What a connection string of this kind looks like, for the form's placeholder.
     pub fn connection_example(self) -> &'static str {
         match self {
@@ -110,6 +108,8 @@ impl ConnectorKind {
         }
     }
 
+    /// Option names whose values are secrets for this kind: encrypted at rest and never sent
+    /// to a client. A password embedded in a connection string is moved to `password`.
     pub fn secret_fields(self) -> &'static [&'static str] {
         match self {
             ConnectorKind::S3 => &["password", "secret_access_key", "session_token"],
