@@ -43,6 +43,21 @@ where
     }
 }
 
+/// Marks `<body data-hydrated>` once the page it ends has hydrated: the moment the page is
+/// interactive, which the end-to-end tests wait for instead of guessing. It must come last:
+/// a lazy page hydrates after the shell (once its wasm chunk arrives) and child by child,
+/// awaiting each, so this element is reached only when everything before it is live.
+#[component]
+pub fn PageHydrated() -> impl IntoView {
+    let marker = NodeRef::<leptos::html::Span>::new();
+    marker.on_load(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
+    view! { <span hidden node_ref=marker></span> }
+}
+
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="muted">"Loading…"</p> }

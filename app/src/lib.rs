@@ -39,13 +39,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser, so this marks the moment the page became
-    // interactive; end-to-end tests wait for it instead of guessing.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "");
-        }
-    });
     view! {
         <Stylesheet id="leptos" href="/pkg/idra.css"/>
         <Title text="Idra"/>

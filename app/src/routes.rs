@@ -5,12 +5,16 @@
 //! reactive runtime stay in the main module. Hydration must then be `hydrate_lazy`
 //! (frontend/src/lib.rs).
 //!
+//! A lazy page hydrates after the shell, once its chunk has arrived, so each page ends with
+//! `<PageHydrated/>`: the mark that the page is interactive (see components.rs).
+//!
 //! `#[lazy_route]` names each chunk after the type and `#[lazy]` after the call site, so every
 //! page needs its own type written out here (a `macro_rules!` would give them all one name).
 
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};
 
+use crate::components::PageHydrated;
 use crate::pages::{
     AccountPage, AgentsPage, DashboardPage, DataSourcesPage, ErrorsPage, LoginPage, OffsetsPage,
     SyncsPage, UsersPage,
@@ -25,7 +29,7 @@ impl LazyRoute for LoginRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <LoginPage/> }.into_any()
+        view! { <LoginPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -38,7 +42,7 @@ impl LazyRoute for DashboardRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <DashboardPage/> }.into_any()
+        view! { <DashboardPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -51,7 +55,7 @@ impl LazyRoute for SyncsRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <SyncsPage/> }.into_any()
+        view! { <SyncsPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -64,7 +68,7 @@ impl LazyRoute for DataSourcesRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <DataSourcesPage/> }.into_any()
+        view! { <DataSourcesPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -77,7 +81,7 @@ impl LazyRoute for OffsetsRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <OffsetsPage/> }.into_any()
+        view! { <OffsetsPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -90,7 +94,7 @@ impl LazyRoute for AgentsRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <AgentsPage/> }.into_any()
+        view! { <AgentsPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -103,7 +107,7 @@ impl LazyRoute for UsersRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <UsersPage/> }.into_any()
+        view! { <UsersPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -116,7 +120,7 @@ impl LazyRoute for ErrorsRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <ErrorsPage/> }.into_any()
+        view! { <ErrorsPage/><PageHydrated/> }.into_any()
     }
 }
 
@@ -129,6 +133,6 @@ impl LazyRoute for AccountRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <AccountPage/> }.into_any()
+        view! { <AccountPage/><PageHydrated/> }.into_any()
     }
 }

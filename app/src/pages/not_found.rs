@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::components::PageHydrated;
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -13,6 +15,7 @@ pub fn NotFound() -> impl IntoView {
         <main class="content">
             <h1>"Page not found"</h1>
             <p><A href="/">"Back to the dashboard"</A></p>
+            <PageHydrated/>
         </main>
     }
 }
