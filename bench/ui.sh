@@ -7,6 +7,9 @@
 # Usage: make bench-ui   (SYNCS / REQUESTS / PORT override the defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# As the Makefile does, so running this script directly finds the wasm-opt that
+# setup-tools.sh installs (otherwise cargo-leptos tries to download one and fails).
+export PATH="$PWD/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 SYNCS=${SYNCS:-1000}
 REQUESTS=${REQUESTS:-1000}
