@@ -141,7 +141,9 @@ impl Services {
                     || s.destination.table.to_lowercase().contains(&needle)
             })
             .collect();
-        syncs.sort_by_key(|s| s.name.to_lowercase());
+        // Cached: lowercasing inside the comparison allocated twice per comparison, about 20,000
+        // strings per page request with 1,000 syncs.
+        syncs.sort_by_cached_key(|s| s.name.to_lowercase());
         let total = syncs.len();
         let mut rows = Vec::new();
         for sync in syncs.into_iter().skip(page * page_size).take(page_size) {
