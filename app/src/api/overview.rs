@@ -60,6 +60,36 @@ pub async fn cluster_status() -> Result<ClusterView, UiError> {
     Ok(server::services()?.cluster_view(&actor).await?)
 }
 
+/// An agent on the dashboard: what it is and how many syncs it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentLoad {
+    pub agent: AgentInfo,
+    pub leader: bool,
+    pub syncs: usize,
+}
+
+/// The dashboard's agents table. Counted on the server: the full assignment list (one row
+/// per sync) would otherwise travel in every dashboard page, 100 KB of it with 1,000 syncs.
+#[server(endpoint = "agents/load", output = JsonAnswer)]
+pub async fn agent_loads() -> Result<Vec<AgentLoad>, UiError> {
+    use super::server;
+    let actor = server::actor().await?;
+    let view = server::services()?.cluster_view(&actor).await?;
+    Ok(view
+        .agents
+        .into_iter()
+        .map(|agent| AgentLoad {
+            leader: view.leader.as_deref() == Some(agent.id.as_str()),
+            syncs: view
+                .assignments
+                .iter()
+                .filter(|a| a.agent.as_deref() == Some(agent.id.as_str()))
+                .count(),
+            agent,
+        })
+        .collect())
+}
+
 /// Sets a paused sync's offset by hand. `expected` is the cursor (JSON) the user saw:
 /// if it changed meanwhile the edit is refused. `confirmed` must acknowledge the effect.
 #[server(endpoint = "offsets/set", output = JsonAnswer)]

@@ -4,7 +4,7 @@ use leptos_router::components::A;
 
 use std::time::Duration;
 
-use crate::api::{cluster_status, list_sync_page, overview};
+use crate::api::{agent_loads, list_sync_page, overview};
 use crate::components::{utc_time, ErrorMessage, Loading};
 
 const SAMPLES: usize = 60;
@@ -55,7 +55,7 @@ pub fn DashboardPage() -> impl IntoView {
         }
     });
     let data = Resource::new(|| (), |_| overview());
-    let cluster = Resource::new(move || tick.get() / 5, |_| cluster_status());
+    let agents = Resource::new(move || tick.get() / 5, |_| agent_loads());
     let syncs = Resource::new(move || tick.get(), |_| list_sync_page(String::new(), 0));
     let samples = RwSignal::new(Vec::<f64>::new());
     let last_total = RwSignal::new(None::<u64>);
@@ -80,16 +80,14 @@ pub fn DashboardPage() -> impl IntoView {
         <ThroughputChart samples/>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                cluster.await.ok().filter(|c| !c.agents.is_empty()).map(|c| {
-                    let leader = c.leader.clone();
+                agents.await.ok().filter(|list| !list.is_empty()).map(|list| {
                     view! {
                         <table aria-label="Agents">
                             <thead><tr><th>"Agent"</th><th>"Host"</th><th>"Started"</th><th>"Syncs"</th></tr></thead>
                             <tbody>
-                                {c.agents.iter().map(|a| {
-                                    let n = c.assignments.iter().filter(|r| r.agent.as_deref() == Some(a.id.as_str())).count();
-                                    let lead = leader.as_deref() == Some(a.id.as_str());
-                                    view! { <tr><td>{a.id.clone()}{lead.then_some(" (leader)")}</td><td>{a.host.clone()}</td><td>{utc_time(a.started_at)}</td><td>{n}</td></tr> }
+                                {list.into_iter().map(|l| {
+                                    let a = l.agent;
+                                    view! { <tr><td>{a.id}{l.leader.then_some(" (leader)")}</td><td>{a.host}</td><td>{utc_time(a.started_at)}</td><td>{l.syncs}</td></tr> }
                                 }).collect_view()}
                             </tbody>
                         </table>
