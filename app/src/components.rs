@@ -67,12 +67,13 @@ pub fn Loading() -> impl IntoView {
 /// rather than `DateTime::format`, whose format-string machinery would otherwise ship in the
 /// browser's wasm.
 pub fn utc_time(t: DateTime<Utc>) -> String {
-    format!("{} {}", utc_date(t), clock_time(t))
-}
-
-/// `2026-11-21`.
-pub fn utc_date(t: DateTime<Utc>) -> String {
-    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+    format!(
+        "{:04}-{:02}-{:02} {}",
+        t.year(),
+        t.month(),
+        t.day(),
+        clock_time(t)
+    )
 }
 
 /// `20:14:32 UTC`.

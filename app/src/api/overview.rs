@@ -77,15 +77,11 @@ pub async fn agent_loads() -> Result<Vec<AgentLoad>, UiError> {
     let view = server::services()?.cluster_view(&actor).await?;
     Ok(view
         .agents
-        .into_iter()
+        .iter()
         .map(|agent| AgentLoad {
-            leader: view.leader.as_deref() == Some(agent.id.as_str()),
-            syncs: view
-                .assignments
-                .iter()
-                .filter(|a| a.agent.as_deref() == Some(agent.id.as_str()))
-                .count(),
-            agent,
+            leader: view.is_leader(&agent.id),
+            syncs: view.syncs_of(&agent.id),
+            agent: agent.clone(),
         })
         .collect())
 }

@@ -27,7 +27,6 @@ pub fn AgentsPage() -> impl IntoView {
                 match view_data.await {
                     Err(error) => view! { <ErrorMessage error/> }.into_any(),
                     Ok(c) => {
-                        let leader = c.leader.clone();
                         view! {
                             <p>
                                 "Leader: " <strong data-testid="leader">{c.leader.clone().unwrap_or_else(|| "none elected".into())}</strong>
@@ -41,8 +40,8 @@ pub fn AgentsPage() -> impl IntoView {
                                         <thead><tr><th>"Agent"</th><th>"Host"</th><th>"Address"</th><th>"Version"</th><th>"Started"</th><th>"Syncs"</th></tr></thead>
                                         <tbody>
                                             {c.agents.iter().map(|a| {
-                                                let n = c.assignments.iter().filter(|r| r.agent.as_deref() == Some(a.id.as_str())).count();
-                                                let is_leader = leader.as_deref() == Some(a.id.as_str());
+                                                let n = c.syncs_of(&a.id);
+                                                let is_leader = c.is_leader(&a.id);
                                                 view! {
                                                     <tr>
                                                         <td>{a.id.clone()}{is_leader.then_some(" (leader)")}</td>

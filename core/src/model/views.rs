@@ -46,6 +46,20 @@ pub struct ClusterView {
     pub assignments: Vec<AssignmentRow>,
 }
 
+impl ClusterView {
+    /// How many syncs are assigned to `agent_id`.
+    pub fn syncs_of(&self, agent_id: &str) -> usize {
+        self.assignments
+            .iter()
+            .filter(|a| a.agent.as_deref() == Some(agent_id))
+            .count()
+    }
+
+    pub fn is_leader(&self, agent_id: &str) -> bool {
+        self.leader.as_deref() == Some(agent_id)
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentRow {
@@ -99,4 +113,35 @@ pub struct SyncPage {
     pub total: usize,
     pub page: usize,
     pub page_size: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_agents_syncs_and_names_the_leader() {
+        let row = |sync: &str, agent: Option<&str>| AssignmentRow {
+            sync_id: sync.into(),
+            sync_name: sync.into(),
+            agent: agent.map(String::from),
+            generation: 1,
+        };
+        let view = ClusterView {
+            agents: vec![],
+            leader: Some("a".into()),
+            generation: 1,
+            assignments: vec![
+                row("s1", Some("a")),
+                row("s2", Some("b")),
+                row("s3", Some("a")),
+                row("s4", None),
+            ],
+        };
+        assert_eq!(
+            (view.syncs_of("a"), view.syncs_of("b"), view.syncs_of("c")),
+            (2, 1, 0)
+        );
+        assert!(view.is_leader("a") && !view.is_leader("b"));
+    }
 }
