@@ -156,6 +156,22 @@ async fn put_get_delete_and_paged_list(f: Fixture) {
         (0..5).map(|i| format!("{}k{i}", f.p)).collect::<Vec<_>>()
     );
     assert_eq!(f.a.list_all(&f.p).await.unwrap().len(), 5);
+    assert_eq!(f.b.count(&f.p).await.unwrap(), 5);
+    assert_eq!(f.b.count(&format!("{}k1", f.p)).await.unwrap(), 1);
+    assert_eq!(f.b.count(&format!("{}none/", f.p)).await.unwrap(), 0);
+
+    // More keys than one transaction takes, with absent ones in between, in the asked order.
+    let wanted: Vec<String> = (0..250).map(|i| format!("{}k{}", f.p, 249 - i)).collect();
+    let got = f.b.get_many(&wanted).await.unwrap();
+    assert_eq!(got.len(), 250);
+    for (key, kv) in wanted.iter().zip(&got) {
+        let present = ["k0", "k1", "k2", "k3", "k4"].map(|k| format!("{}{k}", f.p));
+        match kv {
+            Some(kv) => assert_eq!(&kv.key, key),
+            None => assert!(!present.contains(key), "{key} exists but came back absent"),
+        }
+    }
+    assert_eq!(got.iter().flatten().count(), 5);
 
     assert!(f.a.delete(&format!("{}k0", f.p)).await.unwrap());
     assert!(!f.a.delete(&format!("{}k0", f.p)).await.unwrap());

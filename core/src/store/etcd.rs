@@ -379,6 +379,19 @@ impl Store for EtcdStore {
         })
     }
 
+    async fn count(&self, prefix: &str) -> Result<usize, StoreError> {
+        let get = etcd::GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_count_only();
+        let resp = self
+            .call(|mut c| {
+                let (prefix, get) = (prefix.to_string(), get.clone());
+                async move { c.get(prefix, Some(get)).await }
+            })
+            .await?;
+        Ok(usize::try_from(resp.count()).unwrap_or(0))
+    }
+
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream, StoreError> {
         let mut options = etcd::WatchOptions::new().with_prefix();
         if from_revision > 0 {

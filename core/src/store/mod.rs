@@ -46,6 +46,10 @@ pub trait Store: Send + Sync + 'static {
     /// Keys under `prefix` in key order, after `start_after`, at most `limit` (0: all).
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError>;
 
+    /// How many keys are under `prefix`, without reading their values: the dashboard counts
+    /// thousands of keys on every page load.
+    async fn count(&self, prefix: &str) -> Result<usize, StoreError>;
+
     /// Every change under `prefix` with a revision ≥ `from_revision`, in order.
     /// Fails with [`StoreError::Compacted`] when that history is gone.
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream, StoreError>;
@@ -65,6 +69,17 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         let resp = self.txn(Txn::new().and_then(vec![Op::get(key)])).await?;
         Ok(resp.into_gets().into_iter().next().flatten())
+    }
+
+    /// Several keys in one round trip per 100 keys (etcd refuses transactions of more than 128
+    /// operations by default); `None` where a key is absent.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let ops = chunk.iter().map(|key| Op::get(key)).collect();
+            out.extend(self.txn(Txn::new().and_then(ops)).await?.into_gets());
+        }
+        Ok(out)
     }
 
     /// Puts unconditionally; returns the new revision.

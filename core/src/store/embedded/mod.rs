@@ -137,6 +137,10 @@ impl Store for EmbeddedStore {
         Ok(self.state().list(prefix, &options))
     }
 
+    async fn count(&self, prefix: &str) -> Result<usize, StoreError> {
+        Ok(self.state().count(prefix))
+    }
+
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream, StoreError> {
         let prefix = prefix.to_string();
         // Backlog and subscription are taken under the state lock, and events are published

@@ -180,6 +180,16 @@ impl State {
         }
     }
 
+    pub(super) fn count(&self, prefix: &str) -> usize {
+        self.kvs
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .count()
+    }
+
     pub(super) fn history_from(
         &self,
         prefix: &str,
