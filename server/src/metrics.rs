@@ -50,13 +50,21 @@ async fn render(s: &Services) -> Result<String, idra_core::store::StoreError> {
         "1 for the sync's current state.",
     );
     let mut lines = Vec::new();
+    // One listing of every status rather than one read per sync: a round trip each in etcd.
+    let statuses: std::collections::HashMap<String, Vec<u8>> = s
+        .store
+        .list_all(&s.keys.statuses())
+        .await?
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect();
     for kv in s.store.list_all(&s.keys.syncs()).await? {
         let Ok(sync) = decode::<SyncConfig>(&kv.key, &kv.value) else {
             continue;
         };
         let key = s.keys.status(&sync.id);
-        let status: SyncStatus = match s.store.get(&key).await? {
-            Some(kv) => decode(&key, &kv.value).unwrap_or_default(),
+        let status: SyncStatus = match statuses.get(&key) {
+            Some(value) => decode(&key, value).unwrap_or_default(),
             None => SyncStatus::default(),
         };
         let labels = format!(

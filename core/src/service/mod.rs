@@ -8,6 +8,7 @@ pub mod locks;
 mod overview;
 mod password;
 pub mod probe;
+mod sync_cache;
 mod users;
 
 pub use users::ADMIN_PASSWORD_ENV;
@@ -30,6 +31,7 @@ pub struct Services {
     pub limiter: Arc<LoginLimiter>,
     /// Connection checks through the connectors (the server provides them).
     pub probe: Option<Arc<dyn probe::Probe>>,
+    syncs: Arc<sync_cache::SyncCache>,
 }
 
 impl Services {
@@ -40,6 +42,7 @@ impl Services {
             cipher,
             limiter: Arc::new(LoginLimiter::default()),
             probe: None,
+            syncs: Arc::default(),
         }
     }
 

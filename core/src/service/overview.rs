@@ -1,5 +1,7 @@
 //! Read-only views for the dashboard and the list pages.
 
+use std::sync::Arc;
+
 use super::{require, ServiceError, Services};
 use crate::model::{
     AgentInfo, Assignment, AssignmentRow, ClusterView, Counts, DataSource, OffsetRow, Role,
@@ -10,7 +12,7 @@ use crate::store::{decode, MemberHealth};
 
 impl Services {
     async fn count(&self, prefix: &str) -> Result<usize, ServiceError> {
-        Ok(self.store.list_all(prefix).await?.len())
+        Ok(self.store.count(prefix).await?)
     }
 
     pub async fn counts(&self, actor: &User) -> Result<Counts, ServiceError> {
@@ -30,12 +32,20 @@ impl Services {
     }
 
     pub async fn list_syncs(&self, actor: &User) -> Result<Vec<SyncConfig>, ServiceError> {
+        Ok(self
+            .shared_syncs(actor)
+            .await?
+            .iter()
+            .map(|s| SyncConfig::clone(s))
+            .collect())
+    }
+
+    /// Every sync in key order, shared with the decode cache: for views that read all syncs
+    /// but show few of them.
+    async fn shared_syncs(&self, actor: &User) -> Result<Vec<Arc<SyncConfig>>, ServiceError> {
         require(actor, Role::Viewer)?;
-        let mut out = Vec::new();
-        for kv in self.store.list_all(&self.keys.syncs()).await? {
-            out.push(decode(&kv.key, &kv.value)?);
-        }
-        Ok(out)
+        let kvs = self.store.list_all(&self.keys.syncs()).await?;
+        Ok(self.syncs.decode_all(&kvs)?)
     }
 
     /// Data sources as clients may see them: secrets reduced to which ones are set.
@@ -59,17 +69,18 @@ impl Services {
     }
 
     pub async fn list_offsets(&self, actor: &User) -> Result<Vec<OffsetRow>, ServiceError> {
-        let syncs = self.list_syncs(actor).await?;
+        let syncs = self.shared_syncs(actor).await?;
+        let keys: Vec<String> = syncs.iter().map(|s| self.keys.offset(&s.id)).collect();
+        let offsets = self.store.get_many(&keys).await?;
         let mut out = Vec::with_capacity(syncs.len());
-        for s in syncs {
-            let key = self.keys.offset(&s.id);
-            let offset = match self.store.get(&key).await? {
-                Some(kv) => Some(decode(&key, &kv.value)?),
+        for ((s, key), kv) in syncs.iter().zip(&keys).zip(offsets) {
+            let offset = match kv {
+                Some(kv) => Some(decode(key, &kv.value)?),
                 None => None,
             };
             out.push(OffsetRow {
-                sync_id: s.id,
-                sync_name: s.name,
+                sync_id: s.id.clone(),
+                sync_name: s.name.clone(),
                 offset,
                 enabled: s.enabled,
             });
@@ -91,15 +102,15 @@ impl Services {
             by_sync.insert(a.sync_id.clone(), a);
         }
         let assignments = self
-            .list_syncs(actor)
+            .shared_syncs(actor)
             .await?
-            .into_iter()
+            .iter()
             .filter(|s| s.enabled)
             .map(|s| {
                 let a = by_sync.remove(&s.id);
                 AssignmentRow {
-                    sync_id: s.id,
-                    sync_name: s.name,
+                    sync_id: s.id.clone(),
+                    sync_name: s.name.clone(),
                     generation: a.as_ref().map_or(0, |a| a.generation),
                     agent: a.map(|a| a.agent),
                 }
@@ -130,8 +141,8 @@ impl Services {
             .into_iter()
             .map(|d| (d.id, d.name))
             .collect();
-        let mut syncs: Vec<SyncConfig> = self
-            .list_syncs(actor)
+        let mut syncs: Vec<Arc<SyncConfig>> = self
+            .shared_syncs(actor)
             .await?
             .into_iter()
             .filter(|s| {
@@ -145,11 +156,17 @@ impl Services {
         // strings per page request with 1,000 syncs.
         syncs.sort_by_cached_key(|s| s.name.to_lowercase());
         let total = syncs.len();
-        let mut rows = Vec::new();
-        for sync in syncs.into_iter().skip(page * page_size).take(page_size) {
-            let key = self.keys.status(&sync.id);
-            let status: SyncStatus = match self.store.get(&key).await? {
-                Some(kv) => decode(&key, &kv.value).unwrap_or_default(),
+        let shown: Vec<Arc<SyncConfig>> = syncs
+            .into_iter()
+            .skip(page * page_size)
+            .take(page_size)
+            .collect();
+        let keys: Vec<String> = shown.iter().map(|s| self.keys.status(&s.id)).collect();
+        let statuses = self.store.get_many(&keys).await?;
+        let mut rows = Vec::with_capacity(shown.len());
+        for ((sync, key), kv) in shown.iter().zip(&keys).zip(statuses) {
+            let status: SyncStatus = match kv {
+                Some(kv) => decode(key, &kv.value).unwrap_or_default(),
                 None => SyncStatus::default(),
             };
             let name = |id: &str| {
@@ -161,7 +178,7 @@ impl Services {
             rows.push(SyncRow {
                 source_name: name(&sync.source.datasource_id),
                 destination_name: name(&sync.destination.datasource_id),
-                sync,
+                sync: SyncConfig::clone(sync),
                 status,
             });
         }
