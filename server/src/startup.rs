@@ -2,6 +2,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
+
 use idra_core::secret::Cipher;
 use idra_core::service::Services;
 use idra_core::store::{self, EtcdOptions, Keys};
@@ -88,9 +90,17 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             lock_token: cli.lock_token.clone(),
         },
     );
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        format!("cannot listen on {listen}: {e}; pass --listen with a free address")
-    })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}; pass --listen with a free address"))?
+        // Pages stream in several writes (the shell, then each resolved Suspense). With Nagle's
+        // algorithm a small write waits for the client's delayed ACK: 40 ms added to about one
+        // dashboard load in fifteen, measured.
+        .tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
     tracing::info!(
         "Idra serving on http://{listen} ({} store)",
         if cluster { "etcd" } else { "embedded" }
