@@ -58,6 +58,28 @@ pub fn PageHydrated() -> impl IntoView {
     view! { <span hidden node_ref=marker></span> }
 }
 
+/// "Previous", "Page n of m (k syncs)", "Next" under a paged table; `noun` is what is
+/// counted, singular and plural. `page` is the page asked
+/// for (the buttons move it); `shown` is the page the table shows, so the text matches the
+/// rows until the next page arrives.
+#[component]
+pub fn Pager(
+    page: RwSignal<usize>,
+    shown: usize,
+    pages: usize,
+    total: usize,
+    noun: (&'static str, &'static str),
+) -> impl IntoView {
+    let noun = if total == 1 { noun.0 } else { noun.1 };
+    view! {
+        <p class="pager">
+            <button type="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
+            {format!(" Page {} of {} ({total} {noun}) ", shown + 1, pages.max(1))}
+            <button type="button" disabled=move || page.get() + 1 >= pages on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
+        </p>
+    }
+}
+
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="muted">"Loading…"</p> }

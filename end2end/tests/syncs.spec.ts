@@ -61,6 +61,9 @@ test("a sync built in the editor copies rows, pauses and is deleted", async ({ p
 
     // While paused, the offset can be set back — with a confirmation, and it is recorded.
     await open(page, "/offsets");
+    // Searched and paged on the server, like the Syncs list.
+    await page.getByLabel("Search").fill(`copy ${tag}`);
+    await expect(page.getByText(/Page 1 of 1 \(1 sync\)/)).toBeVisible();
     await expect(page.getByRole("row", { name: new RegExp(`copy ${tag} \\(paused\\)`) })).toContainText("id > 30");
     await page.getByRole("button", { name: `Edit offset of copy ${tag}` }).click();
     await page.getByLabel("New position").fill('{"kind": "id", "last_id": 10}');

@@ -1,5 +1,5 @@
 use idra_core::model::{
-    AgentInfo, ClusterView, Counts, DataSource, MemberHealth, OffsetRow, SyncConfig,
+    AgentInfo, ClusterView, Counts, DataSource, MemberHealth, OffsetPage, SyncConfig,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -39,11 +39,14 @@ pub async fn list_datasources() -> Result<Vec<DataSource>, UiError> {
     Ok(server::services()?.list_datasources(&actor).await?)
 }
 
-#[server(endpoint = "offsets/list", output = JsonAnswer)]
-pub async fn list_offsets() -> Result<Vec<OffsetRow>, UiError> {
+/// The Offsets page's list: as many rows per page as the Syncs page.
+#[server(endpoint = "offsets/page", output = JsonAnswer)]
+pub async fn list_offset_page(search: String, page: usize) -> Result<OffsetPage, UiError> {
     use super::server;
     let actor = server::actor().await?;
-    Ok(server::services()?.list_offsets(&actor).await?)
+    Ok(server::services()?
+        .offset_page(&actor, &search, page, super::PAGE_SIZE)
+        .await?)
 }
 
 #[server(endpoint = "agents/list", output = JsonAnswer)]

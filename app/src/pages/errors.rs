@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{errors_page, ERRORS_PER_PAGE};
-use crate::components::{utc_time, ErrorMessage, Loading};
+use crate::components::{utc_time, ErrorMessage, Loading, Pager};
 
 #[component]
 pub fn ErrorsPage() -> impl IntoView {
@@ -33,11 +33,7 @@ pub fn ErrorsPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                            <p class="pager">
-                                <button type="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
-                                {format!(" Page {} of {} ({} errors) ", page.get_untracked() + 1, pages.max(1), total)}
-                                <button type="button" disabled=move || page.get() + 1 >= pages on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
-                            </p>
+                            <Pager page shown=page.get_untracked() pages total noun=("error", "errors")/>
                         }.into_any()
                     }
                 }

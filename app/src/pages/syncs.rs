@@ -4,10 +4,8 @@ use leptos_meta::Title;
 
 use super::sync_editor::{sync_form, Editor};
 use super::sync_runs::sync_runs;
-use crate::api::{
-    list_sync_page, DeleteSync, ImportSyncs, RunSyncNow, SaveSync, SetSyncEnabled, PAGE_SIZE,
-};
-use crate::components::{action_error, field_error, utc_time, ErrorMessage, Loading};
+use crate::api::{list_sync_page, DeleteSync, ImportSyncs, RunSyncNow, SaveSync, SetSyncEnabled};
+use crate::components::{action_error, field_error, utc_time, ErrorMessage, Loading, Pager};
 
 fn state_label(s: SyncState) -> &'static str {
     match s {
@@ -57,7 +55,7 @@ pub fn SyncsPage() -> impl IntoView {
                     Err(error) => view! { <ErrorMessage error/> }.into_any(),
                     Ok(p) if p.total == 0 => view! { <p class="empty">"No syncs yet: press New sync."</p> }.into_any(),
                     Ok(p) => {
-                        let pages = p.total.div_ceil(PAGE_SIZE);
+                        let pages = p.pages();
                         view! {
                             <table aria-label="Syncs">
                                 <thead><tr><th>"Name"</th><th>"Source → destination"</th><th>"Mode"</th><th>"State"</th><th>"Rows"</th><th>"Last run"</th><th>"Agent"</th><th></th></tr></thead>
@@ -94,11 +92,7 @@ pub fn SyncsPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                            <p class="pager">
-                                <button type="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
-                                {format!(" Page {} of {} ({} syncs) ", p.page + 1, pages.max(1), p.total)}
-                                <button type="button" disabled=move || page.get() + 1 >= pages on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
-                            </p>
+                            <Pager page shown=p.page pages total=p.total noun=("sync", "syncs")/>
                         }.into_any()
                     }
                 }

@@ -18,6 +18,6 @@ pub use sync::{Endpoint, SyncConfig, SyncInput, SyncMode, WriteMode};
 pub use user::{NewUser, Role, User, UserRecord};
 pub use validation::{validate_identifier, validate_name, ValidationError};
 pub use views::{
-    AssignmentRow, ClusterView, ColumnView, Counts, DataSourceChoice, MemberHealth, OffsetRow,
-    SyncPage, SyncRow, TableView,
+    AssignmentRow, ClusterView, ColumnView, Counts, DataSourceChoice, MemberHealth, OffsetPage,
+    OffsetRow, Page, SyncPage, SyncRow, TableView,
 };

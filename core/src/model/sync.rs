@@ -276,23 +276,9 @@ impl SyncConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mode_names_are_the_json_names() {
-        for mode in SyncMode::ALL {
-            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
-            assert_eq!(SyncMode::from_name(mode.as_str()), Some(mode));
-        }
-        for mode in WriteMode::ALL {
-            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
-            assert_eq!(WriteMode::from_name(mode.as_str()), Some(mode));
-        }
-        assert_eq!(SyncMode::from_name("ById"), None);
-    }
-
-    fn sync() -> SyncConfig {
+impl SyncConfig {
+    /// A valid sync, "orders" from `public.orders` to `orders` by id, for tests to vary.
+    pub(crate) fn example() -> SyncConfig {
         SyncConfig {
             id: "s1".into(),
             name: "orders".into(),
@@ -317,6 +303,28 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_are_the_json_names() {
+        for mode in SyncMode::ALL {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(SyncMode::from_name(mode.as_str()), Some(mode));
+        }
+        for mode in WriteMode::ALL {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(WriteMode::from_name(mode.as_str()), Some(mode));
+        }
+        assert_eq!(SyncMode::from_name("ById"), None);
+    }
+
+    fn sync() -> SyncConfig {
+        SyncConfig::example()
     }
 
     #[test]

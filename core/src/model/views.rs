@@ -105,15 +105,27 @@ pub struct SyncRow {
     pub status: SyncStatus,
 }
 
-/// A page of syncs, searched and paged on the server (fast with thousands of syncs).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// One page of a list searched and paged on the server (fast with thousands of syncs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncPage {
-    pub rows: Vec<SyncRow>,
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    /// Rows that matched the search, on every page.
     pub total: usize,
     pub page: usize,
     pub page_size: usize,
 }
+
+impl<T> Page<T> {
+    /// How many pages the matching rows fill; at least one, so "Page 1 of 1" when empty.
+    pub fn pages(&self) -> usize {
+        self.total.div_ceil(self.page_size.max(1)).max(1)
+    }
+}
+
+/// The Syncs page's list.
+pub type SyncPage = Page<SyncRow>;
+/// The Offsets page's list.
+pub type OffsetPage = Page<OffsetRow>;
 
 #[cfg(test)]
 mod tests {

@@ -53,32 +53,13 @@ impl SyncCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-
-    use crate::model::{Endpoint, SyncMode, WriteMode};
     use crate::store::encode;
 
     fn sync(id: &str, name: &str) -> SyncConfig {
-        let endpoint = |datasource_id: &str| Endpoint {
-            datasource_id: datasource_id.into(),
-            table: "orders".into(),
-            query: None,
-        };
         SyncConfig {
             id: id.into(),
             name: name.into(),
-            source: endpoint("src"),
-            destination: endpoint("dst"),
-            mode: SyncMode::ById,
-            write_mode: WriteMode::Upsert,
-            key_columns: vec!["id".into()],
-            timestamp_column: None,
-            batch_size: 1_000,
-            poll_interval_secs: 5,
-            settle_secs: 0,
-            enabled: true,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            ..SyncConfig::example()
         }
     }
 
