@@ -53,7 +53,10 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
     .with_http_only(true)
     .with_same_site(SameSite::Lax)
     .with_secure(config.secure_cookies)
-    .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+    .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
+    // Without it a session is saved only when changed, so "inactivity" would count from
+    // sign-in. The store writes at most one touch per `TOUCH_EVERY` (session_store.rs).
+    .with_always_save(true);
 
     Router::new()
         .nest("/api/v1", crate::api::router(services.clone()))

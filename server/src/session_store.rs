@@ -26,6 +26,20 @@ fn backend(e: StoreError) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// The layer saves on every request (`always_save`), so that using the app extends the session.
+/// Rewriting it each time would cost a lease and two writes per request (the dashboard polls
+/// every second); the stored expiry is moved forward at most this often instead.
+pub const TOUCH_EVERY: time::Duration = time::Duration::minutes(10);
+
+/// The new record differs from the stored one only by an expiry less than [`TOUCH_EVERY`] later.
+fn only_touched(key: &str, stored: &[u8], record: &Record) -> bool {
+    let Ok(stored) = decode::<Record>(key, stored) else {
+        return false;
+    };
+    let moved = record.expiry_date - stored.expiry_date;
+    stored.data == record.data && moved >= time::Duration::ZERO && moved < TOUCH_EVERY
+}
+
 fn ttl_secs(record: &Record) -> i64 {
     (record.expiry_date - time::OffsetDateTime::now_utc())
         .whole_seconds()
@@ -73,6 +87,12 @@ impl SessionStore for StoreSessions {
     async fn save(&self, record: &Record) -> Result<()> {
         let key = self.key(&record.id);
         let previous = self.store.get(&key).await.map_err(backend)?;
+        if previous
+            .as_ref()
+            .is_some_and(|kv| only_touched(&key, &kv.value, record))
+        {
+            return Ok(());
+        }
         let lease = self
             .store
             .grant_lease(ttl_secs(record))
@@ -113,5 +133,58 @@ impl SessionStore for StoreSessions {
             self.store.delete(&key).await.map_err(backend)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idra_core::store::EmbeddedStore;
+    use time::OffsetDateTime;
+
+    async fn sessions() -> (StoreSessions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        (StoreSessions::new(Arc::new(store), Keys::default()), dir)
+    }
+
+    async fn revision(s: &StoreSessions, id: &Id) -> i64 {
+        s.store.get(&s.key(id)).await.unwrap().unwrap().mod_revision
+    }
+
+    #[tokio::test]
+    async fn activity_extends_a_session_with_one_write_per_touch_interval() {
+        let (s, _dir) = sessions().await;
+        let start = OffsetDateTime::now_utc() + time::Duration::hours(12);
+        let mut record = Record {
+            id: Id::default(),
+            data: [("user".to_string(), serde_json::json!("admin"))].into(),
+            expiry_date: start,
+        };
+        s.create(&mut record).await.unwrap();
+        let created = revision(&s, &record.id).await;
+
+        record.expiry_date = start + time::Duration::minutes(1);
+        s.save(&record).await.unwrap();
+        assert_eq!(
+            revision(&s, &record.id).await,
+            created,
+            "a small move is not written"
+        );
+
+        record.expiry_date = start + TOUCH_EVERY;
+        s.save(&record).await.unwrap();
+        let touched = revision(&s, &record.id).await;
+        assert!(touched > created, "a move of TOUCH_EVERY is written");
+        let loaded = s.load(&record.id).await.unwrap().unwrap();
+        assert_eq!(loaded.expiry_date, record.expiry_date);
+
+        record.data.insert("note".into(), serde_json::json!(1));
+        s.save(&record).await.unwrap();
+        assert!(
+            revision(&s, &record.id).await > touched,
+            "changed data is always written"
+        );
+        assert_eq!(s.load(&record.id).await.unwrap().unwrap().data, record.data);
     }
 }

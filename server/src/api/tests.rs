@@ -171,6 +171,27 @@ async fn sign_in_list_users_and_sign_out() {
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].lease, 0);
 
+    // Using the app renews the cookie's inactivity expiry, without rewriting the session on
+    // every request (at most once per TOUCH_EVERY).
+    let again = app
+        .call("GET", "/api/v1/users", Some(&cookie), None, None)
+        .await;
+    let renewed = again
+        .headers
+        .get(header::SET_COOKIE)
+        .map(|c| c.to_str().unwrap());
+    assert!(
+        renewed.is_some_and(|c| c.contains("Max-Age=43200")),
+        "{renewed:?}"
+    );
+    let stored = app
+        .services
+        .store
+        .list_all(&app.services.keys.sessions())
+        .await
+        .unwrap();
+    assert_eq!(stored[0].mod_revision, sessions[0].mod_revision);
+
     let out = app
         .call("DELETE", "/api/v1/session", Some(&cookie), None, None)
         .await;
