@@ -98,7 +98,10 @@ pub(super) struct Recovered {
 
 pub(super) struct Persistence {
     dir: PathBuf,
+    /// Opened in append mode (see `open`).
     wal: File,
+    /// Bytes of whole records in the log.
+    wal_len: u64,
     wal_records: usize,
     // Held for the lifetime of the store: the OS releases it if the process dies.
     _lock: File,
@@ -188,16 +191,22 @@ impl Persistence {
                 leases: &recovered.leases,
             },
         )?;
+        // Append mode: every write lands at the current end of the file, wherever the
+        // file position was. After `compact` empties the log with `set_len(0)`, a plain
+        // write handle would keep its old position and leave a zero-filled hole before the
+        // next record, which a reopen reads as damage or drops as a torn line.
         let wal = OpenOptions::new()
             .create(true)
-            .write(true)
-            .truncate(true)
+            .append(true)
             .open(&wal_path)
             .map_err(io(&wal_path))?;
+        wal.set_len(0).map_err(io(&wal_path))?;
+        wal.sync_all().map_err(io(&wal_path))?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
                 wal,
+                wal_len: 0,
                 wal_records: 0,
                 _lock: lock,
             },
@@ -213,8 +222,14 @@ impl Persistence {
             serde_json::to_writer(&mut buf, r).expect("records serialise");
             buf.push(b'\n');
         }
-        self.wal.write_all(&buf).map_err(io(&path))?;
-        self.wal.sync_data().map_err(io(&path))?;
+        let written = self.wal.write_all(&buf).and_then(|()| self.wal.sync_data());
+        if let Err(e) = written {
+            // A partial line must not stay in front of the records that follow it: a
+            // reopen would take it for damage. Cut the log back to its last whole record.
+            let _ = self.wal.set_len(self.wal_len);
+            return Err(io(&path)(e));
+        }
+        self.wal_len += buf.len() as u64;
         self.wal_records += records.len();
         Ok(self.wal_records >= COMPACT_AFTER)
     }
@@ -225,6 +240,7 @@ impl Persistence {
         let path = self.dir.join("wal.jsonl");
         self.wal.set_len(0).map_err(io(&path))?;
         self.wal.sync_all().map_err(io(&path))?;
+        self.wal_len = 0;
         self.wal_records = 0;
         Ok(())
     }
