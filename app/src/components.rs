@@ -73,9 +73,9 @@ pub fn Pager(
     let noun = if total == 1 { noun.0 } else { noun.1 };
     view! {
         <p class="pager">
-            <button type="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
+            <button type="button" disabled=move || { page.get() == 0 } on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
             {format!(" Page {} of {} ({total} {noun}) ", shown + 1, pages.max(1))}
-            <button type="button" disabled=move || page.get() + 1 >= pages on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
+            <button type="button" disabled=move || { page.get() + 1 >= pages } on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
         </p>
     }
 }
