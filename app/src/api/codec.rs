@@ -18,6 +18,10 @@ pub struct JsonText;
 /// The output encoding every server function here names (`output = JsonAnswer`).
 pub type JsonAnswer = Post<JsonText>;
 
+/// The input encoding of server functions whose arguments are nested (`input = JsonArgs`):
+/// a URL-encoded form carries flat fields only.
+pub type JsonArgs = Post<JsonText>;
+
 impl ContentType for JsonText {
     const CONTENT_TYPE: &'static str = "application/json";
 }

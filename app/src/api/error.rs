@@ -34,6 +34,16 @@ impl std::fmt::Display for UiError {
 
 impl std::error::Error for UiError {}
 
+/// A field the browser refused before sending (a batch size that is no number, say).
+impl From<idra_core::model::ValidationError> for UiError {
+    fn from(v: idra_core::model::ValidationError) -> Self {
+        Self {
+            message: v.message,
+            field: Some(v.field),
+        }
+    }
+}
+
 impl FromServerFnError for UiError {
     type Encoder = super::JsonText;
 
@@ -49,10 +59,7 @@ impl From<idra_core::service::ServiceError> for UiError {
     fn from(e: idra_core::service::ServiceError) -> Self {
         use idra_core::service::ServiceError;
         match e {
-            ServiceError::Invalid(v) => Self {
-                message: v.message,
-                field: Some(v.field),
-            },
+            ServiceError::Invalid(v) => v.into(),
             ServiceError::Store(s) => {
                 leptos::logging::error!("store error: {s}");
                 Self::new(format!("the store failed: {s}"))

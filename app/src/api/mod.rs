@@ -12,7 +12,7 @@ mod syncs;
 mod users;
 
 pub use auth::*;
-pub use codec::{JsonAnswer, JsonText};
+pub use codec::{JsonAnswer, JsonArgs, JsonText};
 pub use datasources::*;
 pub use error::UiError;
 pub use overview::*;

@@ -1,7 +1,7 @@
-use idra_core::model::{DataSourceChoice, SyncConfig, SyncPage, TableView};
+use idra_core::model::{DataSourceChoice, SyncConfig, SyncInput, SyncPage, TableView};
 use leptos::prelude::*;
 
-use super::{JsonAnswer, UiError};
+use super::{JsonAnswer, JsonArgs, UiError};
 
 pub const PAGE_SIZE: usize = 50;
 
@@ -40,78 +40,16 @@ pub async fn discover_tables(id: String) -> Result<Vec<TableView>, UiError> {
     }
 }
 
-/// Creates (no id) or replaces a sync from the editor's fields.
-#[allow(clippy::too_many_arguments)]
-#[server(endpoint = "syncs/save", output = JsonAnswer)]
-pub async fn save_sync(
-    id: String,
-    name: String,
-    source_datasource: String,
-    source_table: String,
-    source_query: String,
-    destination_datasource: String,
-    destination_table: String,
-    mode: String,
-    key_column: String,
-    timestamp_column: String,
-    write_mode: String,
-    batch_size: String,
-    poll_interval: String,
-) -> Result<SyncConfig, UiError> {
+/// Creates (no id) or replaces a sync, whole: the editor sends the stored sync with its
+/// edits, so what the form does not show (paused, settle time, composite keys) is kept.
+#[server(endpoint = "syncs/save", input = JsonArgs, output = JsonAnswer)]
+pub async fn save_sync(id: Option<String>, input: SyncInput) -> Result<SyncConfig, UiError> {
     use super::server;
-    use idra_core::model::{Endpoint, SyncInput, ValidationError};
-    use idra_core::service::ServiceError;
     let actor = server::actor().await?;
-    let invalid = |field: &str, message: &str| {
-        UiError::from(ServiceError::from(ValidationError::new(field, message)))
-    };
-    use idra_core::model::{SyncMode, WriteMode};
-    let mode = SyncMode::from_name(&mode).ok_or_else(|| invalid("mode", "pick a mode"))?;
-    let write_mode = WriteMode::from_name(&write_mode)
-        .ok_or_else(|| invalid("write_mode", "pick insert or upsert"))?;
-    let batch_size = batch_size
-        .trim()
-        .parse()
-        .map_err(|_| invalid("batch_size", "must be a whole number"))?;
-    let poll_interval_secs = poll_interval
-        .trim()
-        .parse()
-        .map_err(|_| invalid("poll_interval_secs", "must be a whole number of seconds"))?;
-    let query = Some(source_query.trim().to_string()).filter(|q| !q.is_empty());
-    let input = SyncInput {
-        name: name.trim().to_string(),
-        source: Endpoint {
-            datasource_id: source_datasource,
-            table: if query.is_some() {
-                String::new()
-            } else {
-                source_table
-            },
-            query,
-        },
-        destination: Endpoint {
-            datasource_id: destination_datasource,
-            table: destination_table.trim().to_string(),
-            query: None,
-        },
-        mode,
-        write_mode,
-        key_columns: if key_column.is_empty() {
-            vec![]
-        } else {
-            vec![key_column]
-        },
-        timestamp_column: Some(timestamp_column).filter(|t| !t.is_empty()),
-        batch_size,
-        poll_interval_secs,
-        settle_secs: 0,
-        enabled: true,
-    };
     let services = server::services()?;
-    Ok(if id.is_empty() {
-        services.create_sync(&actor, input).await?
-    } else {
-        services.update_sync(&actor, &id, input).await?
+    Ok(match id {
+        None => services.create_sync(&actor, input).await?,
+        Some(id) => services.update_sync(&actor, &id, input).await?,
     })
 }
 
