@@ -129,7 +129,7 @@ impl Cluster {
             .get(&self.keys.sync_lock(sync_id))
             .await
             .unwrap()
-            .map(|kv| String::from_utf8(kv.value).unwrap())
+            .map(|kv| idra_core::store::lock_holder(&kv.value))
     }
 
     fn pid_of(agent_id: &str) -> u32 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use idra_agent::cluster::ClusterAgent;
-use idra_core::model::{ConnectorKind, DataSourceInput, Offset, SyncMode, WriteMode};
+use idra_core::model::{DataSourceInput, Offset, SyncMode, WriteMode};
 use idra_core::secret::{Cipher, DataSourceRecord};
 use idra_core::store::{decode, encode, EmbeddedStore, Keys, Store};
 use support::*;
@@ -22,30 +22,7 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
     insert_rows(&src, &s, 1, 30, minute).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&dir.path().join("store"))
-            .await
-            .unwrap(),
-    );
-    let keys = Keys::default();
-    let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
-    for (id, db) in [("src", &src), ("dst", &dst)] {
-        let input = DataSourceInput {
-            name: id.into(),
-            kind: db.kind,
-            connection_string: db.url.clone(),
-            options: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-        }
-        .normalize()
-        .unwrap();
-        let record = DataSourceRecord::from_input(&cipher, id, input, None, Utc::now());
-        store
-            .put(&keys.datasource(id), encode(&record), None)
-            .await
-            .unwrap();
-    }
-    assert_eq!(dst.kind, ConnectorKind::Sqlite);
+    let (store, keys, cipher) = store_with_datasources(dir.path(), &src, &dst).await;
     let mut cfg = sync("stored", &s, "copied", SyncMode::ById, WriteMode::Insert);
     cfg.poll_interval_secs = 3600;
     store
@@ -53,15 +30,8 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
         .await
         .unwrap();
 
-    let agent = ClusterAgent {
-        store: store.clone(),
-        keys: keys.clone(),
-        cipher,
-        lease_ttl: 5,
-        address: String::new(),
-    };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(agent.run(stop_rx));
+    let task = tokio::spawn(agent(&store, &keys, cipher).run(stop_rx));
 
     eventually(
         Duration::from_secs(30),
@@ -120,11 +90,113 @@ async fn enabled_syncs_in_the_store_run_and_disabled_ones_stop() {
 }
 
 async fn table_has(db: &Db, table: &str, n: i64) -> bool {
-    let exists = db
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = '{table}'"
-        ))
+    table_exists(db, table).await && db.count(table).await == n
+}
+
+/// An embedded store holding the data sources `src` and `dst`.
+async fn store_with_datasources(
+    dir: &std::path::Path,
+    src: &Db,
+    dst: &Db,
+) -> (Arc<dyn Store>, Keys, Cipher) {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store")).await.unwrap());
+    let keys = Keys::default();
+    let cipher = Cipher::from_key_file(&dir.join("secret.key")).unwrap();
+    for (id, db) in [("src", src), ("dst", dst)] {
+        let input = DataSourceInput {
+            name: id.into(),
+            kind: db.kind,
+            connection_string: db.url.clone(),
+            options: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+        .normalize()
+        .unwrap();
+        let record = DataSourceRecord::from_input(&cipher, id, input, None, Utc::now());
+        store
+            .put(&keys.datasource(id), encode(&record), None)
+            .await
+            .unwrap();
+    }
+    (store, keys, cipher)
+}
+
+fn agent(store: &Arc<dyn Store>, keys: &Keys, cipher: Cipher) -> ClusterAgent {
+    ClusterAgent {
+        store: store.clone(),
+        keys: keys.clone(),
+        cipher,
+        lease_ttl: 5,
+        address: String::new(),
+    }
+}
+
+/// Editing a sync while it copies restarts it: the old run stops after its batch and is
+/// awaited before the new one starts, so the two never share the lock, and every row
+/// arrives exactly once. (Before, both ran under one lock acquisition; the old run's
+/// unlock fenced the new one off for good, with its status still "idle".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_sync_mid_copy_neither_stalls_nor_duplicates() {
+    let (src, dst) = (Db::pg(), Db::sqlite());
+    let s = unique("edit");
+    create_source(&src, &s).await;
+    const ROWS: i64 = 20_000;
+    src.exec(&format!(
+        "INSERT INTO {s} (id, ts, name, amount, qty) SELECT g, '2024-01-01'::timestamp + g * interval '1 second', 'n', 1.00, 1 FROM generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys, cipher) = store_with_datasources(dir.path(), &src, &dst).await;
+    let mut cfg = sync("edited", &s, "copied", SyncMode::ById, WriteMode::Insert);
+    cfg.batch_size = 50;
+    cfg.poll_interval_secs = 3600;
+    store
+        .put(&keys.sync(&cfg.id), encode(&cfg), None)
         .await
-        > 0;
-    exists && db.count(table).await == n
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent(&store, &keys, cipher).run(stop_rx));
+
+    eventually(Duration::from_secs(30), "the copy to begin", || async {
+        table_exists(&dst, "copied").await && dst.count("copied").await > 0
+    })
+    .await;
+    cfg.batch_size = 60;
+    cfg.updated_at = Utc::now();
+    store
+        .put(&keys.sync(&cfg.id), encode(&cfg), None)
+        .await
+        .unwrap();
+    let copied_at_edit = dst.count("copied").await;
+    assert!(copied_at_edit < ROWS, "the edit must land mid-copy");
+
+    eventually(
+        Duration::from_secs(60),
+        "every row after the edit",
+        || async { dst.count("copied").await >= ROWS },
+    )
+    .await;
+    assert_eq!(dst.count("copied").await, ROWS);
+    assert_eq!(dst.duplicates("copied").await, 0);
+    let status: idra_core::model::SyncStatus = decode(
+        &keys.status(&cfg.id),
+        &store
+            .get(&keys.status(&cfg.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    assert_eq!(status.error, None);
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+}
+
+async fn table_exists(db: &Db, table: &str) -> bool {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = '{table}'"
+    ))
+    .await
+        > 0
 }

@@ -107,6 +107,7 @@ contract!(
     lease_expiry_deletes_attached_keys,
     keep_alive_keeps_a_lease,
     lock_excludes_a_second_client,
+    two_acquisitions_on_one_lease_are_distinct,
     lock_is_released_when_holder_lease_dies,
     fencing_token_strictly_increases,
     election_hands_over_to_the_next_candidate,
@@ -336,12 +337,19 @@ async fn lock_excludes_a_second_client(f: Fixture) {
         .await
         .unwrap()
         .is_none());
-    // Re-asking on the holder's own lease returns the same acquisition.
-    let again = store::try_lock(f.a.as_ref(), &key, "agent-a", la)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(again.fence, ga.fence);
+    // A second acquisition on the holder's own lease is another acquisition: refused while
+    // the first holds (two tasks of one agent must not share a lock and its token).
+    assert!(
+        store::try_lock(f.a.as_ref(), &key, "agent-a", la)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second acquisition on the same lease must wait"
+    );
+    assert_eq!(
+        store::lock_holder(&f.b.get(&key).await.unwrap().unwrap().value),
+        "agent-a"
+    );
 
     let b = f.b.clone();
     let k = key.clone();
@@ -373,6 +381,38 @@ async fn lock_excludes_a_second_client(f: Fixture) {
         !store::unlock(f.a.as_ref(), &ga).await.unwrap(),
         "a stale guard cannot unlock"
     );
+}
+
+/// One agent, two tasks for the same sync (an edit restarts it): the second waits for the
+/// first to release, gets its own token, and the first's late unlock cannot free it.
+async fn two_acquisitions_on_one_lease_are_distinct(f: Fixture) {
+    let key = format!("{}locks/syncs/s4", f.p);
+    let lease = f.a.grant_lease(30).await.unwrap();
+    let first = store::lock(f.a.as_ref(), &key, "agent-a", lease)
+        .await
+        .unwrap();
+    let a = f.a.clone();
+    let k = key.clone();
+    let mut second =
+        tokio::spawn(async move { store::lock(a.as_ref(), &k, "agent-a", lease).await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut second)
+            .await
+            .is_err(),
+        "the second acquisition must wait for the first"
+    );
+    assert!(store::unlock(f.a.as_ref(), &first).await.unwrap());
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the second acquires after the first releases")
+        .unwrap()
+        .unwrap();
+    assert!(second.fence > first.fence);
+    assert!(
+        !store::unlock(f.a.as_ref(), &first).await.unwrap(),
+        "the first acquisition cannot release the second's lock"
+    );
+    assert!(f.b.get(&key).await.unwrap().is_some(), "still locked");
 }
 
 async fn lock_is_released_when_holder_lease_dies(f: Fixture) {

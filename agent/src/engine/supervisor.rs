@@ -32,9 +32,26 @@ pub struct Supervisor {
 struct Running {
     updated_at: DateTime<Utc>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: SyncTask,
     /// Set when the sync ended on a fatal error: it is not restarted until edited.
     failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A sync's task, aborted when dropped: when the supervisor itself is aborted (the agent
+/// lost its lease) every run it started ends with it, instead of running on detached until
+/// its next fenced commit (an unfenced destination would take its writes).
+struct SyncTask(JoinHandle<()>);
+
+impl SyncTask {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl Drop for SyncTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Supervisor {
@@ -98,32 +115,20 @@ impl Supervisor {
     /// Runs until `shutdown` flips, then stops every sync after its current batch.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut running: HashMap<String, Running> = HashMap::new();
+        // Tasks asked to stop (revoked, disabled, edited) that have not ended yet. An edited
+        // sync starts again only once its old task ended and released the lock: two runs of
+        // one sync must never overlap.
+        let mut stopping: HashMap<String, SyncTask> = HashMap::new();
         loop {
+            stopping.retain(|_, task| !task.is_finished());
             match self.enabled_syncs().await {
                 Ok(wanted) => {
-                    running.retain(|id, r| {
-                        let failed = r.failed.load(std::sync::atomic::Ordering::SeqCst);
-                        let keep = wanted.get(id).is_some_and(|s| s.updated_at == r.updated_at)
-                            && (failed || !r.task.is_finished());
-                        if !keep {
-                            let _ = r.stop.send(true);
-                        }
-                        keep
-                    });
+                    self.stop_unwanted(&wanted, &mut running, &mut stopping);
                     for (id, sync) in wanted {
-                        if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(id) {
-                            let (stop, stop_rx) = watch::channel(false);
-                            let updated_at = sync.updated_at;
-                            let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                            let task =
-                                tokio::spawn(self.clone().supervise(sync, stop_rx, failed.clone()));
-                            slot.insert(Running {
-                                updated_at,
-                                stop,
-                                task,
-                                failed,
-                            });
+                        if running.contains_key(&id) || stopping.contains_key(&id) {
+                            continue;
                         }
+                        running.insert(id, self.clone().start(sync));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot list syncs; retrying"),
@@ -133,9 +138,54 @@ impl Supervisor {
                 _ = shutdown.changed() => break,
             }
         }
+        let mut ending: Vec<SyncTask> = stopping.into_values().collect();
         for (_, r) in running.drain() {
             let _ = r.stop.send(true);
-            let _ = r.task.await;
+            ending.push(r.task);
+        }
+        for mut task in ending {
+            let _ = (&mut task.0).await;
+        }
+    }
+
+    /// Asks every running sync that is no longer wanted as it runs (revoked, disabled,
+    /// deleted, edited, or ended without a fatal error) to stop after its batch, and moves
+    /// its task to `stopping`.
+    fn stop_unwanted(
+        &self,
+        wanted: &HashMap<String, SyncConfig>,
+        running: &mut HashMap<String, Running>,
+        stopping: &mut HashMap<String, SyncTask>,
+    ) {
+        let unwanted: Vec<String> = running
+            .iter()
+            .filter(|(id, r)| {
+                let failed = r.failed.load(std::sync::atomic::Ordering::SeqCst);
+                let current = wanted
+                    .get(*id)
+                    .is_some_and(|s| s.updated_at == r.updated_at);
+                !(current && (failed || !r.task.is_finished()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unwanted {
+            if let Some(r) = running.remove(&id) {
+                let _ = r.stop.send(true);
+                stopping.insert(id, r.task);
+            }
+        }
+    }
+
+    fn start(self: Arc<Self>, sync: SyncConfig) -> Running {
+        let (stop, stop_rx) = watch::channel(false);
+        let updated_at = sync.updated_at;
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = SyncTask(tokio::spawn(self.supervise(sync, stop_rx, failed.clone())));
+        Running {
+            updated_at,
+            stop,
+            task,
+            failed,
         }
     }
 

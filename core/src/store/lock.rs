@@ -22,29 +22,47 @@ impl LockGuard {
     }
 }
 
-/// Takes the lock if it is free (or already ours on this lease); `None` when another
-/// holder has it.
+/// Takes the lock if it is free; `None` when it is held — by another holder, or by another
+/// acquisition on this same lease. Two acquisitions are never one: each has its own fencing
+/// token, so one releasing cannot free the other's lock.
 pub async fn try_lock(
     store: &dyn Store,
     key: &str,
     holder: &str,
     lease: LeaseId,
 ) -> Result<Option<LockGuard>, StoreError> {
-    Ok(attempt(store, key, holder, lease).await?.0)
+    Ok(attempt(store, key, &acquisition_value(holder), lease)
+        .await?
+        .0)
+}
+
+/// What a lock key holds: the holder's name (agents and tests read it), then a space and an
+/// id unique to this acquisition, so a retried attempt can recognise its own write.
+fn acquisition_value(holder: &str) -> Vec<u8> {
+    format!("{holder} {}", uuid::Uuid::new_v4().simple()).into_bytes()
+}
+
+/// The holder's name in a lock key's value.
+pub fn lock_holder(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    match text.rsplit_once(' ') {
+        Some((holder, _)) => holder.to_string(),
+        None => text.into_owned(),
+    }
 }
 
 /// Returns the guard, or the revision at which the lock was seen held by someone else.
 async fn attempt(
     store: &dyn Store,
     key: &str,
-    holder: &str,
+    value: &[u8],
     lease: LeaseId,
 ) -> Result<(Option<LockGuard>, i64), StoreError> {
     let resp = store
         .txn(
             Txn::new()
                 .when(vec![Compare::missing(key)])
-                .and_then(vec![Op::put(key, holder.as_bytes().to_vec(), Some(lease))])
+                .and_then(vec![Op::put(key, value.to_vec(), Some(lease))])
                 .or_else(vec![Op::get(key)]),
         )
         .await?;
@@ -60,7 +78,9 @@ async fn attempt(
     }
     let revision = resp.revision;
     match resp.into_gets().into_iter().next().flatten() {
-        Some(kv) if kv.lease == lease => Ok((
+        // Our own earlier attempt landed although its answer was lost (a retry after a
+        // timeout): this acquisition holds it.
+        Some(kv) if kv.lease == lease && kv.value == value => Ok((
             Some(LockGuard {
                 key: key.to_string(),
                 fence: kv.create_revision,
@@ -79,8 +99,9 @@ pub async fn lock(
     holder: &str,
     lease: LeaseId,
 ) -> Result<LockGuard, StoreError> {
+    let value = acquisition_value(holder);
     loop {
-        let (guard, seen_at) = attempt(store, key, holder, lease).await?;
+        let (guard, seen_at) = attempt(store, key, &value, lease).await?;
         if let Some(guard) = guard {
             return Ok(guard);
         }
