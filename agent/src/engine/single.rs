@@ -31,6 +31,20 @@ pub async fn run(
 ) -> Result<(), String> {
     let offsets: Arc<dyn OffsetStore> =
         Arc::new(FileOffsets::open(state_dir).map_err(|e| e.to_string())?);
+    for (id, cursor) in &config.start_offsets {
+        if offsets.load(id).await.map_err(|e| e.to_string())?.is_none() {
+            let start = idra_core::model::Offset {
+                cursor: cursor.clone(),
+                fence: 0,
+                updated_at: chrono::Utc::now(),
+                edited: true,
+            };
+            offsets
+                .commit(id, &start)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
     let mut tasks = Vec::new();
     for sync in config.syncs.iter().filter(|s| s.enabled) {
         let source = spec_of(

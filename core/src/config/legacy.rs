@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ConnectorKind, Endpoint, SyncConfig, SyncMode, WriteMode};
+use crate::model::{ConnectorKind, Cursor, Endpoint, SyncConfig, SyncMode, WriteMode};
 use crate::secret::Secret;
 use chrono::Utc;
 use serde::Deserialize;
@@ -13,6 +13,9 @@ use super::{sync_id, ConfigError, FileConfig, FileDataSource};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LegacySync {
+    /// The sync's id in the original Idra (a UUID): kept as Idra's sync id.
+    #[serde(default)]
+    id: String,
     sync_name: String,
     mode: String,
     #[serde(default)]
@@ -46,6 +49,15 @@ struct LegacyConnector {
     save_mode: Option<String>,
     #[serde(default)]
     attributes: Option<serde_json::Value>,
+    /// A Go time layout for text timestamps; Idra reads timestamp columns natively.
+    #[serde(default)]
+    timestamp_field_format: String,
+    /// The id to start after (by-id syncs).
+    #[serde(default)]
+    start_offset: i64,
+    /// An API token (HTTP connectors).
+    #[serde(default)]
+    token: String,
 }
 
 fn kind(t: &str) -> Option<ConnectorKind> {
@@ -104,6 +116,20 @@ fn datasource(c: &LegacyConnector, sync: &str, side: &str) -> Result<FileDataSou
         cs = without;
         secrets.insert("password".to_string(), Secret::new(pw));
     }
+    if !c.token.is_empty() {
+        if !kind.secret_fields().contains(&"token") {
+            return Err(ConfigError(format!(
+                "sync `{sync}`: field `{side}.token`: a {} connector takes no token; remove it or set it to \"\"",
+                kind.label()
+            )));
+        }
+        secrets.insert("token".to_string(), Secret::new(c.token.clone()));
+    }
+    if !c.timestamp_field_format.is_empty() {
+        return Err(ConfigError(format!(
+            "sync `{sync}`: field `{side}.timestamp_field_format`: Idra reads the timestamp column's own date/time type and does not parse text timestamps; set it to \"\", or read the column through a custom query that converts it (Postgres: to_timestamp(col, 'YYYY-MM-DD HH24:MI:SS'); MySQL: STR_TO_DATE(col, '%Y-%m-%d %H:%i:%s'))"
+        )));
+    }
     let mut options = BTreeMap::new();
     if let Some(serde_json::Value::Object(attrs)) = &c.attributes {
         for (k, v) in attrs {
@@ -132,6 +158,7 @@ fn datasource(c: &LegacyConnector, sync: &str, side: &str) -> Result<FileDataSou
 pub fn parse(items: Vec<serde_json::Value>) -> Result<FileConfig, ConfigError> {
     let mut datasources = Vec::new();
     let mut syncs = Vec::new();
+    let mut start_offsets = BTreeMap::new();
     for (i, v) in items.iter().enumerate() {
         let label = v
             .get("sync_name")
@@ -166,8 +193,24 @@ pub fn parse(items: Vec<serde_json::Value>) -> Result<FileConfig, ConfigError> {
         }
         let ts = Some(s.source_connector.timestamp_field.clone()).filter(|t| !t.is_empty());
         let now = Utc::now();
+        let id = if s.id.trim().is_empty() {
+            sync_id(&s.sync_name)
+        } else {
+            sync_id(s.id.trim())
+        };
+        match (s.source_connector.start_offset, mode) {
+            (0, _) => {}
+            (n, SyncMode::ById) if n > 0 => {
+                start_offsets.insert(id.clone(), Cursor::Id { last_id: n });
+            }
+            (n, _) => {
+                return Err(ConfigError(format!(
+                    "sync `{label}`: field `source_connector.start_offset`: {n} applies only to the IdField mode (the id to start after, 0 or more); set it to 0, or set the offset on the Offsets page after importing"
+                )))
+            }
+        }
         syncs.push(SyncConfig {
-            id: sync_id(&s.sync_name),
+            id,
             name: s.sync_name.clone(),
             source: Endpoint {
                 datasource_id: src.name.clone(),
@@ -201,7 +244,11 @@ pub fn parse(items: Vec<serde_json::Value>) -> Result<FileConfig, ConfigError> {
         datasources.push(src);
         datasources.push(dst);
     }
-    Ok(FileConfig { datasources, syncs })
+    Ok(FileConfig {
+        datasources,
+        syncs,
+        start_offsets,
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +284,41 @@ mod tests {
             "database added, password moved out"
         );
         assert_eq!(src.secrets["password"].expose(), "secret-pw");
+    }
+
+    /// A sync exactly as the original Idra writes it (its documentation's example, with
+    /// `id`, `timestamp_field_format`, `start_offset` and `token`).
+    const IDRA_EXPORT: &str = r#"[{"id":"28955df5-3f4a-48f5-b60e-cf898d01cbe6","sync_name":"Sincro_postgres_mysql",
+"source_connector":
+    {"id":"id","connector_name":"con1","connector_source_type":"PostgresGORM","connection_string":"postgres://postgres:postgres@localhost:5432/school","database":"","query":"","table":"bimbi","polling_time":60,"timestamp_field":"ts","timestamp_field_format":"","max_record_batch_size":50000,"save_mode":"Insert","start_offset":41,"token":""},
+"destination_connector":
+    {"id":"id","connector_name":"con2","connector_source_type":"MysqlGORM","connection_string":"mysql://root@127.0.0.1:3306/school","database":"school","query":"","table":"bimbi","polling_time":60,"timestamp_field":"ts","timestamp_field_format":"","max_record_batch_size":50000,"save_mode":"Insert","start_offset":0,"token":""},
+"mode":"IdField","disabled":false}]"#;
+
+    #[test]
+    fn an_export_of_the_original_idra_loads_with_its_id_and_start_offset() {
+        let c = parse_file(IDRA_EXPORT).unwrap();
+        let s = &c.syncs[0];
+        assert_eq!(s.id, "28955df5-3f4a-48f5-b60e-cf898d01cbe6");
+        assert_eq!(s.mode, SyncMode::ById);
+        assert_eq!(
+            c.start_offsets.get(&s.id),
+            Some(&crate::model::Cursor::Id { last_id: 41 })
+        );
+    }
+
+    #[test]
+    fn idra_fields_idra_cannot_honour_are_refused_by_name() {
+        let with_format = IDRA_EXPORT.replacen(
+            "\"timestamp_field_format\":\"\"",
+            "\"timestamp_field_format\":\"2006-01-02\"",
+            1,
+        );
+        let e = parse_file(&with_format).unwrap_err().to_string();
+        assert!(e.contains("source_connector.timestamp_field_format"), "{e}");
+        let token_on_pg = IDRA_EXPORT.replacen("\"token\":\"\"", "\"token\":\"t\"", 1);
+        let e = parse_file(&token_on_pg).unwrap_err().to_string();
+        assert!(e.contains("source_connector.token"), "{e}");
     }
 
     #[test]

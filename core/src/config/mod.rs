@@ -25,6 +25,9 @@ pub struct FileDataSource {
 pub struct FileConfig {
     pub datasources: Vec<FileDataSource>,
     pub syncs: Vec<SyncConfig>,
+    /// Where a sync starts when it has no offset yet, by sync id (the original Idra's
+    /// `start_offset`).
+    pub start_offsets: std::collections::BTreeMap<String, crate::model::Cursor>,
 }
 
 impl FileConfig {

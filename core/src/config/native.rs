@@ -139,5 +139,9 @@ pub fn parse(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
             updated_at: now,
         });
     }
-    Ok(FileConfig { datasources, syncs })
+    Ok(FileConfig {
+        datasources,
+        syncs,
+        start_offsets: BTreeMap::new(),
+    })
 }

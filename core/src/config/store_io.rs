@@ -72,6 +72,25 @@ pub async fn import(
         .txn(Txn::new().and_then(ops))
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
+    // A start offset applies to a sync that has none yet: importing the same file again
+    // must not move a running sync back.
+    for (id, cursor) in &config.start_offsets {
+        let key = keys.offset(id);
+        let offset = crate::model::Offset {
+            cursor: cursor.clone(),
+            fence: 0,
+            updated_at: now,
+            edited: true,
+        };
+        store
+            .txn(
+                Txn::new()
+                    .when(vec![crate::store::Compare::missing(&key)])
+                    .and_then(vec![Op::put(&key, encode(&offset), None)]),
+            )
+            .await
+            .map_err(|e| ConfigError(e.to_string()))?;
+    }
     Ok(Imported {
         datasources: config.datasources.len(),
         syncs: config.syncs.len(),
