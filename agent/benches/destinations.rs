@@ -153,6 +153,7 @@ async fn count_sql(kind: ConnectorKind, url: &str, table: &str) -> i64 {
         key: "id".into(),
         timestamp: None,
         settle_before: None,
+        snapshot: false,
     };
     let cols = source.columns(&rs).await.unwrap();
     source
@@ -364,6 +365,7 @@ async fn main() {
                 key: "id".into(),
                 timestamp: None,
                 settle_before: None,
+                snapshot: false,
             };
             let cols = source.columns(&rs).await.unwrap();
             check(

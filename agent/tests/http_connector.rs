@@ -183,6 +183,7 @@ fn read_spec(path: &str) -> ReadSpec {
         key: "id".into(),
         timestamp: None,
         settle_before: None,
+        snapshot: false,
     }
 }
 

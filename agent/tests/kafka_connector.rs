@@ -151,6 +151,7 @@ async fn round_trip(brokers: &str, topic: &str, producer: &[(&str, &str)]) {
             key: "id".into(),
             timestamp: None,
             settle_before: None,
+            snapshot: false,
         })
         .await
         .unwrap();

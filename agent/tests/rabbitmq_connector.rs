@@ -126,6 +126,7 @@ fn read_spec(queue: &str) -> ReadSpec {
         key: "id".into(),
         timestamp: None,
         settle_before: None,
+        snapshot: false,
     }
 }
 

@@ -25,6 +25,10 @@ pub struct ReadSpec {
     pub timestamp: Option<String>,
     /// Timestamp modes: read only rows with a timestamp before this instant (settle window).
     pub settle_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Full refresh: every row as of one moment. A source that can (Postgres) reads all of
+    /// a run's batches from one snapshot and applies no late-commit filter, since a full
+    /// refresh replaces what the destination holds with what it reads.
+    pub snapshot: bool,
 }
 
 impl ReadSpec {
@@ -204,11 +208,14 @@ pub trait Destination: Send + Sync {
     ) -> Result<String, ConnectorError> {
         Err(super::table_only(self.kind(), "replace its contents"))
     }
-    /// Atomically replaces `table` with the load table.
+    /// Atomically replaces `table` with the load table, checking `commit.fence` in the same
+    /// transaction: a former holder that was paused past its lock must not swap its load
+    /// table into place over a newer holder's work.
     async fn finish_overwrite(
         &self,
         _table: &str,
         _load_table: &str,
+        _commit: &Commit,
     ) -> Result<(), ConnectorError> {
         Err(super::table_only(self.kind(), "replace its contents"))
     }

@@ -185,13 +185,25 @@ pub fn cursor_at(
 }
 
 /// Checks that the columns fit the mode: an integer key for id cursors, a temporal
-/// timestamp column for timestamp cursors.
+/// timestamp column for timestamp cursors, and — where the table's catalog says so
+/// (`declared`: columns of a table, not of a custom query) — a timestamp column that cannot
+/// be NULL: a cursor comparison never matches NULL, so such rows past the first batch would
+/// never be copied.
 pub fn check_cursor_columns(
     columns: &[Column],
     key: &str,
     timestamp: Option<&str>,
+    declared: bool,
 ) -> Result<(), ConnectorError> {
     let (_, k) = types::find(columns, key, "key")?;
+    if let (true, Some(ts)) = (declared, timestamp) {
+        let (_, t) = types::find(columns, ts, "timestamp")?;
+        if t.nullable {
+            return Err(ConnectorError::fatal(format!(
+                "timestamp column `{ts}` allows NULL, and rows with a NULL timestamp would never be copied by a timestamp cursor; declare it NOT NULL (e.g. fill NULLs with the creation time, then ALTER the column), or read through a custom query with COALESCE({ts}, <a fixed time>) AS {ts}"
+            )));
+        }
+    }
     match timestamp {
         None if !k.ty.is_integer() => Err(ConnectorError::fatal(format!(
             "key column `{key}` is {}, but this mode needs an integer key; use a timestamp mode or full refresh",

@@ -2,6 +2,7 @@
 //! the destination committed, and retryable errors backed off.
 
 mod backoff;
+mod last_per_key;
 pub mod offsets;
 mod runner;
 pub mod single;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use idra_core::model::{Cursor, Offset, SyncConfig, SyncMode, SyncState, SyncStatus};
+use idra_core::model::{Cursor, Offset, SyncConfig, SyncMode, SyncState, SyncStatus, WriteMode};
 use tokio::sync::{mpsc, watch};
 
+use super::last_per_key::last_per_key;
 use super::offsets::OffsetStore;
 use crate::connectors::types::Column;
 use crate::connectors::{
@@ -53,6 +54,10 @@ fn read_spec(sync: &SyncConfig) -> ReadSpec {
         },
         settle_before: (sync.settle_secs > 0 && sync.mode.needs_timestamp())
             .then(|| Utc::now() - chrono::Duration::seconds(sync.settle_secs as i64)),
+        snapshot: matches!(
+            sync.mode,
+            SyncMode::FullRefreshOverwrite | SyncMode::FullRefreshAppend
+        ),
     }
 }
 
@@ -186,6 +191,14 @@ impl Runner {
 
     async fn copy(&mut self, status: &mut SyncStatus) -> Result<RunReport, ConnectorError> {
         let sync = self.job.sync.clone();
+        // Syncs saved before a rule existed (or edited in the store by hand) are checked
+        // again: running one that breaks a rule could skip rows.
+        sync.validate().map_err(|e| {
+            ConnectorError::fatal(format!(
+                "sync `{}`: {}: {}; edit the sync",
+                sync.name, e.field, e.message
+            ))
+        })?;
         let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
         let dest = connectors::open_destination(&self.job.destination)?;
         let spec = read_spec(&sync);
@@ -266,7 +279,11 @@ impl Runner {
                     };
                     let batch = read.rows;
                     let n = batch.num_rows();
-                    if n > 0 {
+                    // A batch without rows still moves the cursor when the source says it
+                    // ended further on (tombstones, a delete-only change-stream batch):
+                    // otherwise the next read starts at the old position again, forever.
+                    let moved = read.end.as_ref().is_some_and(|end| *end != cursor);
+                    if n > 0 || moved {
                         let end = match read.end {
                             Some(end) => Ok(end),
                             None => {
@@ -299,6 +316,10 @@ impl Runner {
         let result = async {
             while let Some(item) = rx.recv().await {
                 let (batch, cursor) = item?;
+                let batch = match sync.write_mode {
+                    WriteMode::Upsert => last_per_key(&batch, &sync.key_columns)?,
+                    WriteMode::Insert => batch,
+                };
                 let began = Instant::now();
                 let commit = Commit {
                     sync_id: sync.id.clone(),
@@ -380,7 +401,12 @@ impl Runner {
             dest.finish_load(&target, &sync.key_columns).await?;
         }
         if overwrite && !stopped {
-            dest.finish_overwrite(&sync.destination.table, &target)
+            let commit = Commit {
+                sync_id: sync.id.clone(),
+                fence: self.job.fence,
+                cursor: report.cursor.clone(),
+            };
+            dest.finish_overwrite(&sync.destination.table, &target, &commit)
                 .await?;
         }
         Ok(report)

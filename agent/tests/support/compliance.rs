@@ -104,6 +104,7 @@ fn read_spec(table: &str) -> ReadSpec {
         key: "id".into(),
         timestamp: None,
         settle_before: None,
+        snapshot: false,
     }
 }
 

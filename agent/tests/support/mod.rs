@@ -185,6 +185,7 @@ impl Db {
             key: "id".into(),
             timestamp: None,
             settle_before: None,
+            snapshot: false,
         };
         let columns = source.columns(&spec).await.unwrap();
         let batch = source
@@ -211,6 +212,7 @@ impl Db {
             key: "id".into(),
             timestamp: None,
             settle_before: None,
+            snapshot: false,
         };
         source
             .columns(&spec)

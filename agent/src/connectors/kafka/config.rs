@@ -106,7 +106,11 @@ impl KafkaConfig {
         c.set("group.id", "idra-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // A stored position below the partition's low watermark (retention deleted
+            // those records) resumes at the oldest record still there. librdkafka's default,
+            // `latest`, would silently skip every retained record as well.
+            .set("auto.offset.reset", "earliest");
         c
     }
 

@@ -178,6 +178,16 @@ impl KafkaSource {
         limit: usize,
     ) -> Result<(Vec<Json>, usize), ConnectorError> {
         let ends = Self::watermarks(c).await?;
+        for (p, (low, _)) in &ends {
+            if let Some(next) = c.next.get(p).filter(|next| **next < *low) {
+                tracing::warn!(
+                    topic = %c.topic,
+                    partition = p,
+                    missed = low - next,
+                    "records between the sync's position and the oldest retained one were deleted by the topic's retention before Idra read them; resuming at the oldest"
+                );
+            }
+        }
         let behind = |next: &BTreeMap<i32, i64>| {
             ends.iter()
                 .any(|(p, (low, high))| next.get(p).copied().unwrap_or(*low).max(*low) < *high)

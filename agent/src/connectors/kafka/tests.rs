@@ -79,3 +79,16 @@ fn record_values_are_json_objects_and_tombstones_are_skipped() {
     let e = records_of(Some(b"\x00\x01"), "orders", 3, 42).unwrap_err();
     assert!(e.message.contains("partition 3 offset 42"), "{e}");
 }
+
+/// A position below the low watermark (retention deleted those records) must resume at the
+/// oldest retained record, not jump to the end and skip every retained one (librdkafka's
+/// default `latest`), even when the user's options say otherwise.
+#[test]
+fn a_position_lost_to_retention_resumes_at_the_oldest_record() {
+    let c =
+        KafkaConfig::from_spec(&spec("b1:9092", &[("auto.offset.reset", "latest")], None)).unwrap();
+    assert_eq!(
+        c.consumer_config().get("auto.offset.reset"),
+        Some("earliest")
+    );
+}

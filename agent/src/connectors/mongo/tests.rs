@@ -100,6 +100,7 @@ fn spec(key: &str, ts: Option<&str>) -> ReadSpec {
         key: key.into(),
         timestamp: ts.map(String::from),
         settle_before: None,
+        snapshot: false,
     }
 }
 

@@ -243,36 +243,13 @@ impl Destination for MysqlDestination {
         fence: i64,
         cursor: &Cursor,
     ) -> Result<(), ConnectorError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.err("starting a transaction"))?;
-        let fences: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = ? FOR UPDATE"
-        ))
-        .bind(sync_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err("checking the fencing token"))?;
-        if let Some(stored) = fences.into_iter().max().filter(|s| *s > fence) {
-            return Err(fenced_off(sync_id, stored, fence));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor_json, updated_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6)) \
-             ON DUPLICATE KEY UPDATE fence = GREATEST(fence, VALUES(fence))"
-        ))
-        .bind(sync_id)
-        .bind(table)
-        .bind(fence)
-        .bind(serde_json::to_string(cursor).expect("cursors serialise"))
-        .execute(&mut *tx)
-        .await
-        .map_err(self.err("raising the fencing token"))?;
-        tx.commit()
-            .await
-            .map_err(self.err("committing the claim"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(self.err("opening"))?;
+        let locked = swap_lock(&mut conn, sync_id).await?;
+        let result = self
+            .raise_fence(&mut conn, sync_id, table, fence, cursor)
+            .await;
+        swap_unlock(&mut conn, &locked).await;
+        result
     }
 
     async fn committed(
@@ -385,8 +362,19 @@ impl Destination for MysqlDestination {
         Ok(load)
     }
 
-    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError> {
+    async fn finish_overwrite(
+        &self,
+        table: &str,
+        load_table: &str,
+        commit: &Commit,
+    ) -> Result<(), ConnectorError> {
         let old = format!("{table}__idra_old");
+        // Left behind by a crash between the swap and the drop below; it would make every
+        // later swap fail.
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&old)?))
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("dropping a replaced table left by an earlier run"))?;
         let exists = !table_columns(&self.pool, table, &self.display)
             .await?
             .is_empty();
@@ -405,14 +393,108 @@ impl Destination for MysqlDestination {
                 D.quote(table)?
             )
         };
-        sqlx::query(&sql)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err(&format!("replacing {table}")))?;
+        // See `swap_lock`: the check and the rename hold the sync's swap lock together.
+        let mut conn = self.pool.acquire().await.map_err(self.err("opening"))?;
+        let locked = swap_lock(&mut conn, &commit.sync_id).await?;
+        let swapped = self.check_and_swap(&mut conn, commit, &sql, table).await;
+        swap_unlock(&mut conn, &locked).await;
+        swapped?;
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&old)?))
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await
             .map_err(self.err("dropping the replaced table"))?;
         Ok(())
     }
+}
+
+impl MysqlDestination {
+    async fn check_and_swap(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<MySql>,
+        commit: &Commit,
+        rename: &str,
+        table: &str,
+    ) -> Result<(), ConnectorError> {
+        let mut tx = sqlx::Connection::begin(&mut **conn)
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        check_fence(&mut tx, commit).await?;
+        tx.commit()
+            .await
+            .map_err(self.err("checking the fencing token"))?;
+        sqlx::query(rename)
+            .execute(&mut **conn)
+            .await
+            .map_err(self.err(&format!("replacing {table}")))?;
+        Ok(())
+    }
+
+    /// `claim`'s work, under the sync's swap lock.
+    async fn raise_fence(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<MySql>,
+        sync_id: &str,
+        table: &str,
+        fence: i64,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        let mut tx = sqlx::Connection::begin(&mut **conn)
+            .await
+            .map_err(self.err("starting a transaction"))?;
+        let fences: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT fence FROM {FENCE_TABLE} WHERE sync_id = ? FOR UPDATE"
+        ))
+        .bind(sync_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err("checking the fencing token"))?;
+        if let Some(stored) = fences.into_iter().max().filter(|s| *s > fence) {
+            return Err(fenced_off(sync_id, stored, fence));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {FENCE_TABLE} (sync_id, table_name, fence, cursor_json, updated_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6)) \
+             ON DUPLICATE KEY UPDATE fence = GREATEST(fence, VALUES(fence))"
+        ))
+        .bind(sync_id)
+        .bind(table)
+        .bind(fence)
+        .bind(serde_json::to_string(cursor).expect("cursors serialise"))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("raising the fencing token"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the claim"))?;
+        Ok(())
+    }
+}
+
+/// MySQL commits before any DDL, so a full refresh's swap (RENAME TABLE) cannot share a
+/// transaction with its fence check. Instead the check and the swap, and every claim that
+/// raises the sync's token, run under one named lock per sync: a newer holder's claim
+/// either lands before the check (which then refuses) or waits until the swap is done.
+async fn swap_lock(
+    conn: &mut sqlx::pool::PoolConnection<MySql>,
+    sync_id: &str,
+) -> Result<String, ConnectorError> {
+    // MySQL lock names are at most 64 characters.
+    let name: String = format!("idra_fence/{sync_id}").chars().take(64).collect();
+    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 30)")
+        .bind(&name)
+        .fetch_one(&mut **conn)
+        .await
+        .map_err(|e| from_sqlx(e, "taking the sync's swap lock"))?;
+    if got != Some(1) {
+        return Err(ConnectorError::retryable(format!(
+            "timed out waiting for the swap lock `{name}` on MySQL (another run of this sync holds it); retrying"
+        )));
+    }
+    Ok(name)
+}
+
+async fn swap_unlock(conn: &mut sqlx::pool::PoolConnection<MySql>, name: &str) {
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+        .bind(name)
+        .execute(&mut **conn)
+        .await;
 }

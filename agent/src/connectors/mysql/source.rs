@@ -258,7 +258,12 @@ impl Source for MysqlSource {
                 ))
             }
         };
-        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        check_cursor_columns(
+            &columns,
+            &spec.key,
+            spec.timestamp.as_deref(),
+            spec.query.is_none(),
+        )?;
         Ok(columns)
     }
 

@@ -542,13 +542,20 @@ impl Destination for PostgresDestination {
         Ok(load)
     }
 
-    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError> {
+    async fn finish_overwrite(
+        &self,
+        table: &str,
+        load_table: &str,
+        commit: &Commit,
+    ) -> Result<(), ConnectorError> {
         let (_, bare) = split_table(table);
+        self.ensure_fence_table().await?;
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(self.err("starting a transaction"))?;
+        check_fence(&mut tx, commit).await?;
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(table)?))
             .execute(&mut *tx)
             .await

@@ -30,6 +30,10 @@ pub struct PostgresSource {
     options: sqlx::postgres::PgConnectOptions,
     pool: PgPool,
     display: String,
+    /// A full refresh's snapshot: one read-only repeatable-read transaction that every
+    /// batch of the run reads from, so the run copies the table as of one moment. Ends
+    /// with the run's last batch (or rolls back when the run is dropped).
+    snapshot: tokio::sync::Mutex<Option<sqlx::Transaction<'static, Postgres>>>,
 }
 
 impl PostgresSource {
@@ -39,6 +43,7 @@ impl PostgresSource {
             options: config.options.clone(),
             pool: config.pool(2),
             display: config.display,
+            snapshot: tokio::sync::Mutex::new(None),
         })
     }
 }
@@ -192,6 +197,18 @@ pub(super) fn append_row(
     Ok(())
 }
 
+impl PostgresSource {
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, Postgres>, ConnectorError> {
+        let what = "starting the full refresh's snapshot";
+        let mut tx = self.pool.begin().await.map_err(|e| from_sqlx(e, what))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| from_sqlx(e, what))?;
+        Ok(tx)
+    }
+}
+
 #[async_trait]
 impl Source for PostgresSource {
     async fn test_connection(&self) -> Result<(), ConnectorError> {
@@ -258,7 +275,12 @@ impl Source for PostgresSource {
                 ))
             }
         };
-        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        check_cursor_columns(
+            &columns,
+            &spec.key,
+            spec.timestamp.as_deref(),
+            spec.query.is_none(),
+        )?;
         Ok(columns)
     }
 
@@ -270,8 +292,10 @@ impl Source for PostgresSource {
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
         let inner = from_clause(D, spec)?;
-        // The settle filter needs a table's xmin; a custom query has none.
-        let settled = spec.query.is_none().then_some(SETTLED);
+        // The settle filter needs a table's xmin; a custom query has none. A full refresh
+        // reads its snapshot whole: filtering it would drop every row changed while any
+        // other transaction is open, and the overwrite would then delete them.
+        let settled = (spec.query.is_none() && !spec.snapshot).then_some(SETTLED);
         let first = matches!(after, Cursor::Start);
         let sql = read_query(
             D,
@@ -293,10 +317,30 @@ impl Source for PostgresSource {
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
-        let mut rows = q.fetch(&self.pool);
-        while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
-            append_row(&mut b, &row, columns)?;
+        if !spec.snapshot {
+            let mut rows = q.fetch(&self.pool);
+            while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+                append_row(&mut b, &row, columns)?;
+            }
+            return Ok(ReadBatch::keyed(b.finish()?, limit));
         }
-        Ok(ReadBatch::keyed(b.finish()?, limit))
+        let mut snapshot = self.snapshot.lock().await;
+        if first || snapshot.is_none() {
+            *snapshot = Some(self.begin_snapshot().await?);
+        }
+        let tx = snapshot.as_mut().expect("snapshot begun");
+        {
+            let mut rows = q.fetch(&mut **tx);
+            while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+                append_row(&mut b, &row, columns)?;
+            }
+        }
+        let batch = ReadBatch::keyed(b.finish()?, limit);
+        if !batch.more {
+            if let Some(tx) = snapshot.take() {
+                let _ = tx.rollback().await;
+            }
+        }
+        Ok(batch)
     }
 }

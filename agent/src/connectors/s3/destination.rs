@@ -105,12 +105,46 @@ impl Destination for S3Destination {
         }
         let dir = format!("{}{}/", self.config.folder(req.table), req.commit.sync_id);
         let mut next = self.next.lock().await;
-        let sequence = match next.get(&dir) {
+        let mut sequence = match next.get(&dir) {
             Some(n) => *n,
             None => self.first_sequence(&dir).await?,
         };
-        let key = object_key(&dir, sequence, self.config.format, self.config.gzip);
         let body = encode(req.rows, self.config.format, self.config.gzip)?;
+        // Written only if no object has the name (If-None-Match: *): a former holder still
+        // running (paused past its lock) and the new one each count their own sequence, and
+        // a plain PUT of the same name would replace the other's rows. When the name is
+        // taken, continue after the highest object there.
+        let mut attempts = 0;
+        loop {
+            let key = object_key(&dir, sequence, self.config.format, self.config.gzip);
+            match self.put(&key, body.clone()).await {
+                Ok(()) => break,
+                Err(PutError::Taken) if attempts < 5 => {
+                    attempts += 1;
+                    sequence = self.first_sequence(&dir).await?.max(sequence + 1);
+                }
+                Err(PutError::Taken) => {
+                    return Err(ConnectorError::retryable(format!(
+                        "writing under `{dir}` in {}: another writer keeps taking the next object name; retrying",
+                        self.config.place()
+                    )))
+                }
+                Err(PutError::Failed(e)) => return Err(e),
+            }
+        }
+        next.insert(dir, sequence + 1);
+        Ok(())
+    }
+}
+
+enum PutError {
+    /// An object with that name exists (412 Precondition Failed).
+    Taken,
+    Failed(ConnectorError),
+}
+
+impl S3Destination {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), PutError> {
         let content_type = match self.config.format {
             Format::JsonLines => "application/x-ndjson",
             Format::Csv => "text/csv",
@@ -120,16 +154,22 @@ impl Destination for S3Destination {
             .client
             .put_object()
             .bucket(&self.config.bucket)
-            .key(&key)
+            .key(key)
+            .if_none_match("*")
             .content_type(content_type)
             .body(ByteStream::from(body));
         if self.config.gzip {
             put = put.content_encoding("gzip");
         }
-        put.send()
-            .await
-            .map_err(|e| s3_error(e, &format!("writing `{key}` to {}", self.config.place())))?;
-        next.insert(dir, sequence + 1);
-        Ok(())
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
+                Err(PutError::Taken)
+            }
+            Err(e) => Err(PutError::Failed(s3_error(
+                e,
+                &format!("writing `{key}` to {}", self.config.place()),
+            ))),
+        }
     }
 }

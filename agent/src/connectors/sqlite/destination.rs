@@ -384,27 +384,50 @@ impl Destination for SqliteDestination {
         Ok(load)
     }
 
-    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError> {
-        let mut tx = self
-            .pool
-            .begin()
+    async fn finish_overwrite(
+        &self,
+        table: &str,
+        load_table: &str,
+        commit: &Commit,
+    ) -> Result<(), ConnectorError> {
+        // The fence table exists: begin_overwrite created the load table through ensure_table.
+        let mut conn = self.pool.acquire().await.map_err(self.err("opening"))?;
+        // BEGIN IMMEDIATE: the fence check and the swap hold the write lock together.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
             .await
             .map_err(self.err("starting a transaction"))?;
-        sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(table)?))
-            .execute(&mut *tx)
+        let result: Result<(), ConnectorError> = async {
+            let stored: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&format!(
+                "SELECT MAX(fence) FROM {FENCE_TABLE} WHERE sync_id = ?"
+            ))
+            .bind(&commit.sync_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.err("checking the fencing token"))?;
+            if let Some(stored) = stored.filter(|s| *s > commit.fence) {
+                return Err(fenced_off(&commit.sync_id, stored, commit.fence));
+            }
+            sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(table)?))
+                .execute(&mut *conn)
+                .await
+                .map_err(self.err(&format!("replacing {table}")))?;
+            sqlx::query(&format!(
+                "ALTER TABLE {} RENAME TO {}",
+                D.quote(load_table)?,
+                D.quote(table)?
+            ))
+            .execute(&mut *conn)
             .await
             .map_err(self.err(&format!("replacing {table}")))?;
-        sqlx::query(&format!(
-            "ALTER TABLE {} RENAME TO {}",
-            D.quote(load_table)?,
-            D.quote(table)?
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(self.err(&format!("replacing {table}")))?;
-        tx.commit()
+            Ok(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
             .await
             .map_err(self.err("committing the replacement"))?;
-        Ok(())
+        result
     }
 }

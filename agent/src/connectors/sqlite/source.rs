@@ -323,7 +323,12 @@ impl Source for SqliteSource {
                 ))
             }
         };
-        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        check_cursor_columns(
+            &columns,
+            &spec.key,
+            spec.timestamp.as_deref(),
+            spec.query.is_none(),
+        )?;
         Ok(columns)
     }
 

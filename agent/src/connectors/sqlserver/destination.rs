@@ -118,6 +118,7 @@ impl Destination for SqlServerDestination {
                 key: keys.first().cloned().unwrap_or_default(),
                 timestamp: None,
                 settle_before: None,
+                snapshot: false,
             };
             let existing = self
                 .probe
@@ -245,6 +246,7 @@ impl Destination for SqlServerDestination {
             key: key.to_string(),
             timestamp: timestamp.map(String::from),
             settle_before: None,
+            snapshot: false,
         };
         let columns = self.probe.columns(&spec).await?;
         let find = |name: &str| columns.iter().find(|c| c.name == name).cloned();
@@ -321,10 +323,24 @@ impl Destination for SqlServerDestination {
         Ok(load)
     }
 
-    async fn finish_overwrite(&self, table: &str, load_table: &str) -> Result<(), ConnectorError> {
+    async fn finish_overwrite(
+        &self,
+        table: &str,
+        load_table: &str,
+        commit: &Commit,
+    ) -> Result<(), ConnectorError> {
         let mut conn = self.with_conn().await?;
         let target = table.rsplit('.').next().unwrap_or(table).to_string();
         self.in_transaction(&mut conn, async |conn| {
+            let mut q = Query::new(FENCE_LOCK);
+            q.bind(commit.sync_id.clone());
+            let stored = rows(conn, q, "checking the fence")
+                .await?
+                .first()
+                .and_then(|r| r.get::<i64, _>(0));
+            if let Some(stored) = stored.filter(|s| *s > commit.fence) {
+                return Err(fenced_off(&commit.sync_id, stored, commit.fence));
+            }
             let mut q = Query::new(format!(
                 "IF OBJECT_ID(@P1, N'U') IS NOT NULL DROP TABLE {}",
                 D.quote(table)?
