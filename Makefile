@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test watch build lint fmt bench bench-ui
+.PHONY: run test watch build lint fmt bench bench-ui check
 
 ## Build a release and serve it on http://127.0.0.1:3000 (embedded store in ./data, admin/admin).
 run:
@@ -36,3 +36,10 @@ bench:
 ## 1,000 syncs in the store: p50/p99 of the Dashboard and Syncs pages, and the release wasm sizes.
 bench-ui:
 	bench/ui.sh
+
+## The correctness checker alone, long: SEED=n SECS=s (default a random seed and 30 minutes).
+## Prints per source, destination and mode what the README claims and whether it held.
+check:
+	scripts/start-databases.sh
+	IDRA_CHECK_SEED=$${SEED:-$$RANDOM} IDRA_CHECK_SECS=$${SECS:-1800} \
+	  cargo test -p idra-agent --test checker sources_and_destinations_agree_after_faults -- --nocapture
