@@ -300,13 +300,31 @@ impl Source for MysqlSource {
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
-        let mut rows = q.fetch(&self.pool);
-        while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
-            for (i, col) in columns.iter().enumerate() {
-                b.push(i, cell(&row, i, col)?)?;
-            }
-            b.end_row();
+        // A custom query runs in a read-only transaction: a stored function with side
+        // effects inside it fails instead of writing to the source.
+        let mut conn = self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?;
+        let custom = spec.query.is_some();
+        if custom {
+            sqlx::query("START TRANSACTION READ ONLY")
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| from_sqlx(e, &what))?;
         }
+        let read: Result<(), ConnectorError> = async {
+            let mut rows = q.fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+                for (i, col) in columns.iter().enumerate() {
+                    b.push(i, cell(&row, i, col)?)?;
+                }
+                b.end_row();
+            }
+            Ok(())
+        }
+        .await;
+        if custom {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        read?;
         Ok(ReadBatch::keyed(b.finish()?, limit))
     }
 }

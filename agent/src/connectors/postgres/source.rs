@@ -22,7 +22,12 @@ const D: Dialect = Dialect::Postgres;
 /// Reading only those means a transaction that commits late (holding a lower id or an
 /// older timestamp) is never skipped: the cursor cannot pass it while it is open. A
 /// long-running transaction therefore delays (never loses) rows. Table sources only.
-const SETTLED: &str = "age(xmin) > age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid)";
+///
+/// `age(xmin) < 0` keeps rows frozen more than 2^31 transactions ago: freezing keeps the
+/// raw xmin, which then looks "in the future" modulo 2^32 (a negative age), and without it
+/// such rows were filtered out forever. A row an open transaction is still writing is
+/// invisible to the read anyway, so only wrapped frozen rows have a negative age.
+const SETTLED: &str = "(age(xmin) > age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid) OR age(xmin) < 0)";
 
 pub struct PostgresSource {
     /// For connection tests: one direct connection fails at once with the real reason,
@@ -317,11 +322,28 @@ impl Source for PostgresSource {
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
-        if !spec.snapshot {
+        if !spec.snapshot && spec.query.is_none() {
             let mut rows = q.fetch(&self.pool);
             while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
                 append_row(&mut b, &row, columns)?;
             }
+            return Ok(ReadBatch::keyed(b.finish()?, limit));
+        }
+        if !spec.snapshot {
+            // A custom query runs in a read-only transaction: a function with side effects
+            // called inside it fails instead of writing to the source.
+            let mut tx = self.pool.begin().await.map_err(|e| from_sqlx(e, &what))?;
+            sqlx::query("SET TRANSACTION READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| from_sqlx(e, &what))?;
+            {
+                let mut rows = q.fetch(&mut *tx);
+                while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
+                    append_row(&mut b, &row, columns)?;
+                }
+            }
+            let _ = tx.rollback().await;
             return Ok(ReadBatch::keyed(b.finish()?, limit));
         }
         let mut snapshot = self.snapshot.lock().await;

@@ -365,7 +365,14 @@ impl Source for SqliteSource {
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
-        let mut rows = q.fetch(&self.pool);
+        let mut conn = self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?;
+        // The source's connections only read: `query_only` makes SQLite refuse any write
+        // a custom query could smuggle in.
+        sqlx::query("PRAGMA query_only = ON")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| from_sqlx(e, &what))?;
+        let mut rows = q.fetch(&mut *conn);
         while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
             for (i, col) in columns.iter().enumerate() {
                 b.push(i, cell(&row, i, col)?)?;
