@@ -6,6 +6,7 @@ mod locks;
 mod metrics;
 mod router;
 mod security;
+mod security_headers;
 mod session_store;
 mod startup;
 

@@ -3,6 +3,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
+use axum::Router;
+use leptos::config::LeptosOptions;
 
 use idra_core::secret::Cipher;
 use idra_core::service::Services;
@@ -79,16 +81,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Some(tokio::spawn(agent.run(agent_stop_rx)))
     };
 
-    let app = router(
+    let app = app(
         services,
-        RouterConfig {
-            leptos: leptos_options(&site_root, listen),
-            secure_cookies: cli
-                .public_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("https://")),
-            lock_token: cli.lock_token.clone(),
-        },
+        leptos_options(&site_root, listen),
+        cli.public_url.as_deref(),
+        cli.lock_token.clone(),
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -121,6 +118,32 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The router `run` serves, built here so tests drive exactly what users reach.
+/// `public_url` is where users reach the server: https there makes the session cookie
+/// `Secure` and adds HSTS.
+pub(crate) fn app(
+    services: Services,
+    leptos: LeptosOptions,
+    public_url: Option<&str>,
+    lock_token: Option<String>,
+) -> Router {
+    let https = public_url.is_some_and(|u| {
+        u.get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    });
+    let routes = router(
+        services,
+        RouterConfig {
+            leptos,
+            secure_cookies: https,
+            lock_token,
+        },
+    );
+    // Same test as leptos' AutoReload: the page then carries the live-reload script.
+    let live_reload = std::env::var("LEPTOS_WATCH").is_ok();
+    crate::security_headers::apply(routes, https, live_reload)
 }
 
 async fn shutdown_signal() {

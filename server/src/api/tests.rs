@@ -1030,3 +1030,153 @@ async fn openapi_document_matches_the_handlers() {
         assert!(sync_input[field].is_object(), "SyncInput.{field}");
     }
 }
+
+// --- Response headers: every answer (page, API error, redirect, refusal, missing file)
+// carries the browser-side defences, built the way `run` builds the router.
+
+/// The app as `startup::run` serves it, with `public_url` as `--public-url`.
+async fn served(public_url: Option<&str>) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&dir.path().join("store"))
+            .await
+            .unwrap(),
+    );
+    let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
+    let services = Services::new(store, Keys::default(), cipher);
+    services.bootstrap(None).await.unwrap();
+    let site = dir.path().join("site");
+    let router = crate::startup::app(
+        services.clone(),
+        leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
+        public_url,
+        None,
+    );
+    App {
+        router,
+        services,
+        _dir: dir,
+    }
+}
+
+/// One answer of each kind the server gives, with a label for messages.
+async fn one_of_each(app: &App) -> Vec<(&'static str, Resp)> {
+    let login = app.call("GET", "/login", None, None, None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let api_error = app.call("GET", "/api/v1/users", None, None, None).await;
+    assert_eq!(
+        api_error.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        api_error.body
+    );
+    let redirect = app.call("GET", "/", None, None, None).await;
+    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+    let refused = app
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"username": "admin", "password": "admin"})),
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let missing = app.call("GET", "/pkg/missing.js", None, None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    vec![
+        ("GET /login", login),
+        ("GET /api/v1/users unauthenticated", api_error),
+        ("GET / redirect", redirect),
+        ("cross-origin POST", refused),
+        ("missing file", missing),
+    ]
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = served(Some("http://idra.example.com")).await;
+    for (what, r) in one_of_each(&app).await {
+        let h = |name: &str| {
+            r.headers
+                .get(name)
+                .unwrap_or_else(|| panic!("{what}: no {name} header"))
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        let csp = h("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{what}: `{directive}` missing from {csp}"
+            );
+        }
+        assert_eq!(h("x-frame-options"), "DENY", "{what}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{what}");
+        assert!(
+            r.headers.get("strict-transport-security").is_none(),
+            "{what}: HSTS over http would be ignored and wrong"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_only_when_the_public_url_is_https() {
+    let https = served(Some("https://idra.example.com")).await;
+    for (what, r) in one_of_each(&https).await {
+        assert_eq!(
+            r.headers
+                .get("strict-transport-security")
+                .unwrap_or_else(|| panic!("{what}: no HSTS")),
+            "max-age=31536000",
+            "{what}"
+        );
+    }
+    let unset = served(None).await;
+    let login = unset.call("GET", "/login", None, None, None).await;
+    assert!(login.headers.get("strict-transport-security").is_none());
+}
+
+/// The page hydrates with an inline module script (leptos' HydrationScripts) that
+/// instantiates WebAssembly: the policy must allow both, or pages stop being interactive.
+#[tokio::test]
+async fn the_content_security_policy_allows_hydration() {
+    let app = served(None).await;
+    let login = app.call("GET", "/login", None, None, None).await;
+    assert!(
+        login.body.contains("<script type=\"module\""),
+        "the page no longer hydrates with an inline script; revisit the policy: {}",
+        login.body
+    );
+    let csp = login
+        .headers
+        .get("content-security-policy")
+        .expect("a policy")
+        .to_str()
+        .unwrap();
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .expect("a script-src directive");
+    assert!(script_src.contains("'unsafe-inline'"), "{csp}");
+    assert!(script_src.contains("'wasm-unsafe-eval'"), "{csp}");
+    // Styles fall under default-src 'self': inline ones would be dropped by the browser.
+    let cookie = app.sign_in("admin", "admin").await;
+    let dashboard = app.call("GET", "/", Some(&cookie), None, None).await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    for page in [&login, &dashboard] {
+        assert!(
+            !page.body.contains(" style=") && !page.body.contains("<style"),
+            "an inline style needs style-src in the policy: {}",
+            page.body
+        );
+    }
+}
