@@ -200,3 +200,39 @@ async fn table_exists(db: &Db, table: &str) -> bool {
     .await
         > 0
 }
+
+/// Review 16: the fencing token was the lock's create revision alone, so a new store (a
+/// rebuilt etcd, a move from the embedded store) issued small tokens again and every sync
+/// whose destination kept a token from the earlier store was refused for good. Tokens now
+/// carry the store's epoch above the revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_fenced_by_an_earlier_store_accepts_a_new_store() {
+    let (src, dst) = (Db::pg(), Db::sqlite());
+    let s = unique("epoch");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 12, minute).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys, cipher) = store_with_datasources(dir.path(), &src, &dst).await;
+    let mut cfg = sync("epoch", &s, "copied", SyncMode::ById, WriteMode::Insert);
+    cfg.poll_interval_secs = 3600;
+    // What an earlier store's holder left in the destination: a token far above any
+    // revision this new store will reach in this test.
+    dst.exec("CREATE TABLE _idra_fence (sync_id TEXT NOT NULL, table_name TEXT NOT NULL, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (sync_id, table_name))").await;
+    dst.exec(&format!(
+        "INSERT INTO _idra_fence VALUES ('{}', 'copied', 100000, '{{\"kind\":\"start\"}}', '2024-01-01T00:00:00Z')",
+        cfg.id
+    ))
+    .await;
+    store
+        .put(&keys.sync(&cfg.id), encode(&cfg), None)
+        .await
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent(&store, &keys, cipher).run(stop_rx));
+    eventually(Duration::from_secs(30), "the 12 rows", || async {
+        table_has(&dst, "copied", 12).await
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+}

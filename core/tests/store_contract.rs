@@ -108,6 +108,7 @@ contract!(
     keep_alive_keeps_a_lease,
     lock_excludes_a_second_client,
     two_acquisitions_on_one_lease_are_distinct,
+    a_stores_epoch_is_set_once_and_orders_tokens_across_stores,
     lock_is_released_when_holder_lease_dies,
     fencing_token_strictly_increases,
     election_hands_over_to_the_next_candidate,
@@ -413,6 +414,26 @@ async fn two_acquisitions_on_one_lease_are_distinct(f: Fixture) {
         "the first acquisition cannot release the second's lock"
     );
     assert!(f.b.get(&key).await.unwrap().is_some(), "still locked");
+}
+
+/// A new store counts revisions from 1 again; its epoch, written once when it is first used,
+/// puts its tokens above every token of an earlier store.
+async fn a_stores_epoch_is_set_once_and_orders_tokens_across_stores(f: Fixture) {
+    let key = format!("{}meta/epoch", f.p);
+    let epoch = store::fence_epoch(f.a.as_ref(), &key).await.unwrap();
+    assert!(epoch > 0);
+    assert_eq!(store::fence_epoch(f.b.as_ref(), &key).await.unwrap(), epoch);
+    let guard = |fence| store::LockGuard {
+        key: "k".into(),
+        fence,
+        lease: 1,
+    };
+    // Within a store, tokens order like revisions.
+    assert!(guard(8).token(epoch) > guard(7).token(epoch));
+    // An old store's late revision loses to a new store's first one.
+    assert!(guard(1).token(epoch + 1) > guard(1 << 38).token(epoch));
+    // And every token beats the raw revisions destinations kept before epochs existed.
+    assert!(guard(1).token(epoch) > 1 << 38);
 }
 
 async fn lock_is_released_when_holder_lease_dies(f: Fixture) {

@@ -279,7 +279,7 @@ pub fn commit_record(
 /// The error for a writer whose token is older than the destination's.
 pub fn fenced_off(sync_id: &str, stored: i64, mine: i64) -> ConnectorError {
     ConnectorError::fatal(format!(
-        "fenced off: another agent (token {stored}) now runs sync {sync_id} and this one (token {mine}) lost its lock; nothing was written"
+        "fenced off: the destination's _idra_fence record of sync {sync_id} holds token {stored}, newer than this agent's {mine}: another agent took the sync over and this one lost its lock, so nothing was written. If no other agent runs it (a store restored from a backup), an admin can hand the destination to this store: DELETE FROM _idra_fence WHERE sync_id = '{sync_id}' (the next run resumes from the Store's offset)"
     ))
 }
 

@@ -209,6 +209,14 @@ impl Supervisor {
             },
             _ = stop.changed() => return,
         };
+        let epoch = match store::fence_epoch(self.store.as_ref(), &self.keys.epoch()).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(sync = %name, error = %e, "cannot read the store's epoch; retrying");
+                let _ = store::unlock(self.store.as_ref(), &guard).await;
+                return;
+            }
+        };
         let offsets: Arc<dyn OffsetStore> = Arc::new(StoreOffsets {
             store: self.store.clone(),
             keys: self.keys.clone(),
@@ -224,7 +232,7 @@ impl Supervisor {
                     sync: sync.clone(),
                     source,
                     destination,
-                    fence: guard.fence,
+                    fence: guard.token(epoch),
                     agent: Some(self.agent_id.clone()),
                 };
                 Runner::new(job, offsets.clone(), stop.clone())

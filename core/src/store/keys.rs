@@ -68,6 +68,10 @@ impl Keys {
     pub fn assignment(&self, sync_id: &str) -> String {
         self.join("assignments", sync_id)
     }
+    /// When this store was first used (see `store::fence_epoch`).
+    pub fn epoch(&self) -> String {
+        format!("{}meta/epoch", self.prefix)
+    }
     pub fn sync_lock(&self, sync_id: &str) -> String {
         self.join("locks/syncs", sync_id)
     }

@@ -14,7 +14,46 @@ pub struct LockGuard {
     pub lease: LeaseId,
 }
 
+/// Bits of a fencing token that hold the lock's create revision; the store's epoch sits
+/// above them. 2^39 revisions is 170 years at 100 writes a second.
+const REVISION_BITS: u32 = 39;
+
+/// The epoch of a store: the minute (since 2024) it was first used, written once under
+/// `meta/epoch`. A new store, an etcd rebuilt after a disaster or a move from the embedded
+/// store to etcd counts revisions from 1 again; with the epoch above the revision, its
+/// tokens still beat every token an earlier store issued (and that a destination keeps).
+pub async fn fence_epoch(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
+    let minutes = (chrono::Utc::now().timestamp() - EPOCH_ORIGIN).max(60) / 60;
+    let resp = store
+        .txn(
+            Txn::new()
+                .when(vec![Compare::missing(key)])
+                .and_then(vec![Op::put(key, minutes.to_string().into_bytes(), None)])
+                .or_else(vec![Op::get(key)]),
+        )
+        .await?;
+    if resp.succeeded {
+        return Ok(minutes);
+    }
+    let kv = resp.into_gets().into_iter().next().flatten();
+    kv.and_then(|kv| String::from_utf8_lossy(&kv.value).trim().parse().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            path: key.into(),
+            message: "the store's epoch is not a number; restore it or delete the key to start a new epoch".into(),
+        })
+}
+
+/// 2024-01-01T00:00:00Z.
+const EPOCH_ORIGIN: i64 = 1_704_067_200;
+
 impl LockGuard {
+    /// The fencing token a destination keeps: the store's epoch, then the lock's create
+    /// revision. Orders like the revision within one store, and any later store's tokens
+    /// above every earlier one's.
+    pub fn token(&self, epoch: i64) -> i64 {
+        (epoch << REVISION_BITS) | (self.fence & ((1 << REVISION_BITS) - 1))
+    }
+
     /// A compare that holds only while this exact acquisition of the lock is current. Add it
     /// to every transaction that must not land after the lock was lost.
     pub fn still_held(&self) -> Compare {

@@ -26,7 +26,7 @@ pub use error::StoreError;
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use keys::Keys;
 pub use lease::KeepAlive;
-pub use lock::{lock, lock_holder, try_lock, unlock, LockGuard};
+pub use lock::{fence_epoch, lock, lock_holder, try_lock, unlock, LockGuard};
 pub use types::{
     Compare, CompareOp, CompareTarget, EventKind, KeyValue, LeaseId, ListOptions, ListPage,
     MemberHealth, Op, OpResult, Txn, TxnResponse, WatchEvent,

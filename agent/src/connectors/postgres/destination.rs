@@ -147,10 +147,7 @@ async fn check_fence(
     .map_err(|e| from_sqlx(e, "checking the fencing token"))?;
     if let Some(stored) = fences.into_iter().max() {
         if stored > commit.fence {
-            return Err(ConnectorError::fatal(format!(
-                "fenced off: another agent (token {stored}) now runs sync {} and this one (token {}) lost its lock; nothing was written",
-                commit.sync_id, commit.fence
-            )));
+            return Err(fenced_off(&commit.sync_id, stored, commit.fence));
         }
     }
     Ok(())

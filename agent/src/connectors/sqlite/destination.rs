@@ -183,10 +183,7 @@ impl Destination for SqliteDestination {
                 .await
                 .map_err(self.err("checking the fencing token"))?;
             if let Some(stored) = stored.filter(|s| *s > req.commit.fence) {
-                return Err(ConnectorError::fatal(format!(
-                    "fenced off: another agent (token {stored}) now runs sync {} and this one (token {}) lost its lock; nothing was written",
-                    req.commit.sync_id, req.commit.fence
-                )));
+                return Err(fenced_off(&req.commit.sync_id, stored, req.commit.fence));
             }
             let total = req.rows.num_rows();
             let upsert = matches!(req.mode, WriteMode::Upsert).then_some(req.keys);
