@@ -277,3 +277,58 @@ async fn sigterm_finishes_the_batch_and_leaves_offset_and_rows_in_step() {
     assert_eq!(copied, max_id, "no gaps, no duplicates");
     assert_eq!(dst.duplicates(&d).await, 0);
 }
+
+/// Review 14: an offset set by hand is where the next run starts — once. A crash after that
+/// run's first destination commit must resume from the destination's record, not from the
+/// edited offset again (which copied the first batch twice).
+#[tokio::test]
+async fn a_hand_edited_offset_applies_once_even_across_a_crash() {
+    let (src, dst) = (Db::pg(), Db::pg());
+    let s = unique("edited");
+    create_source(&src, &s).await;
+    insert_rows(&src, &s, 1, 10, minute).await;
+    let d = unique("edited_copy");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncs.json");
+    let file = native_config(&src, &dst, &s, &d, "insert")
+        .replace("\"batch_size\":10", "\"batch_size\":2");
+    std::fs::write(&config, file).unwrap();
+    let state = dir.path().join("state");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--once",
+    ];
+    assert!(agent().args(args).status().unwrap().success());
+    assert_eq!(dst.count(&d).await, 10);
+
+    // The rows after 5 went bad at the destination: remove them and re-copy from 5.
+    dst.exec(&format!("DELETE FROM {d} WHERE id > 5")).await;
+    let path = state.join("state.json");
+    let mut state_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state_json["offsets"]["orders"]["cursor"] = serde_json::json!({"kind": "id", "last_id": 5});
+    state_json["offsets"]["orders"]["edited"] = true.into();
+    std::fs::write(&path, state_json.to_string()).unwrap();
+
+    let crashed = agent()
+        .args(args)
+        .env(idra_agent::engine::FAULT_ENV, "1")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&crashed.stderr).contains("aborting after destination commit 1"),
+        "{}",
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+    let resumed = agent().args(args).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(dst.count(&d).await, 10);
+    assert_eq!(dst.duplicates(&d).await, 0);
+}

@@ -102,6 +102,7 @@ impl Runner {
             SyncMode::ById | SyncMode::ByTimestamp => {
                 // A person set the offset by hand (the sync was paused): start there.
                 if let Some(o) = self.offsets.load(&sync.id).await?.filter(|o| o.edited) {
+                    self.adopt_edited_offset(dest, columns, &o.cursor).await?;
                     return Ok(o.cursor);
                 }
                 // A table Idra has just created holds nothing, whatever an old record says.
@@ -132,6 +133,45 @@ impl Runner {
             }
             SyncMode::FullRefreshOverwrite | SyncMode::FullRefreshAppend => Ok(Cursor::Start),
         }
+    }
+
+    /// Makes a hand-set offset the destination's own position before anything is copied
+    /// from it, then clears the edit: a crash after the first batch then resumes from the
+    /// destination's record, and the edit is applied exactly once. (Starting from the
+    /// edited offset until a batch's offset commit cleared it copied that batch twice when
+    /// the agent died in between.) A row-less write records the cursor; destinations
+    /// without a commit record ignore it.
+    async fn adopt_edited_offset(
+        &self,
+        dest: &dyn Destination,
+        columns: &[Column],
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        let sync = &self.job.sync;
+        let empty = arrow_array::RecordBatch::new_empty(connectors::types::schema_of(columns));
+        dest.write(WriteRequest {
+            table: &sync.destination.table,
+            keys: &sync.key_columns,
+            mode: sync.write_mode,
+            rows: &empty,
+            commit: &Commit {
+                sync_id: sync.id.clone(),
+                fence: self.job.fence,
+                cursor: cursor.clone(),
+            },
+        })
+        .await?;
+        self.offsets
+            .commit(
+                &sync.id,
+                &Offset {
+                    cursor: cursor.clone(),
+                    fence: self.job.fence,
+                    updated_at: Utc::now(),
+                    edited: false,
+                },
+            )
+            .await
     }
 
     async fn report(&self, status: &mut SyncStatus, state: SyncState, error: Option<String>) {

@@ -328,6 +328,14 @@ impl Services {
                     .into(),
             ));
         }
+        // Paused is not yet stopped: the run finishes its batch and then commits its
+        // offset, which would overwrite this edit. Its lock is released once it stopped.
+        let lock = self.keys.sync_lock(id);
+        if self.store.get(&lock).await?.is_some() {
+            return Err(ServiceError::Conflict(
+                "the sync is still finishing its last batch; try again in a few seconds".into(),
+            ));
+        }
         let key = self.keys.offset(id);
         let current = self.store.get(&key).await?;
         let current_offset: Option<Offset> = match &current {
@@ -373,6 +381,7 @@ impl Services {
                     .when(vec![
                         guard,
                         Compare::mod_revision(&sync_kv.key, sync_kv.mod_revision),
+                        Compare::missing(&lock),
                     ])
                     .and_then(vec![
                         Op::put(&key, encode(&offset), None),

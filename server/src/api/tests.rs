@@ -707,6 +707,33 @@ async fn data_sources_and_syncs_through_the_api() {
         .json()["enabled"],
         false
     );
+    // Paused, but its last batch still running (the lock is held): its offset commit would
+    // overwrite the edit, so the edit waits until the run stopped.
+    let lock = app.services.keys.sync_lock(&sid);
+    app.services
+        .store
+        .put(&lock, b"agent-1 x".to_vec(), None)
+        .await
+        .unwrap();
+    let finishing = app
+        .call(
+            "PUT",
+            &format!("/api/v1/syncs/{sid}/offset"),
+            Some(&admin),
+            Some(json!({"expected": null, "cursor": cursor})),
+            None,
+        )
+        .await;
+    assert_eq!(finishing.status, StatusCode::CONFLICT, "{}", finishing.body);
+    assert!(
+        finishing.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("still finishing its last batch"),
+        "{}",
+        finishing.body
+    );
+    app.services.store.delete(&lock).await.unwrap();
     let stale = app
         .call(
             "PUT",
