@@ -31,6 +31,8 @@ struct Api {
     /// Every request's URI, to check no credential ever travels in one.
     uris: Vec<String>,
     requests: usize,
+    /// The most records the API puts on one page, whatever `limit` asks for.
+    max_page: Option<usize>,
 }
 
 type Shared = Arc<Mutex<Api>>;
@@ -72,6 +74,7 @@ async fn list(
         return r;
     }
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    let limit = limit.min(api.max_page.unwrap_or(usize::MAX));
     let mut all = api.records.get(&path).cloned().unwrap_or_default();
     all.sort_by_key(id_of);
     let page: Vec<Value> = if let Some(p) = q.get("page") {
@@ -287,6 +290,29 @@ async fn cursor_and_page_pagination_copy_everything() {
         assert_eq!(lite.count(&dst).await, 25, "{options:?}");
         assert_eq!(lite.duplicates(&dst).await, 0, "{options:?}");
     }
+}
+
+/// Review 15: an API that serves fewer records per page than the batch size asks for made
+/// every page look like the last one, so the sync never left page 1.
+#[tokio::test]
+async fn page_pagination_moves_on_when_the_api_caps_its_page_size() {
+    let (base, api) = serve().await;
+    {
+        let mut api = api.lock().unwrap();
+        api.records
+            .insert("capped".into(), orders(25).as_array().unwrap().clone());
+        api.max_page = Some(4);
+    }
+    let lite = Db::sqlite();
+    let dst = unique("capped");
+    let mut h = support::Harness::new(
+        support::sync("capped", "capped", &dst, SyncMode::ById, WriteMode::Upsert),
+        &lite,
+        &lite,
+    );
+    h.runner.job.source = spec(&base, TOKEN, &[("pagination", "page"), ("first_page", "1")]);
+    h.sync_until(&lite, &dst, 25).await;
+    assert_eq!(lite.duplicates(&dst).await, 0);
 }
 
 #[tokio::test]

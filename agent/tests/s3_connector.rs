@@ -167,3 +167,35 @@ async fn wrong_credentials_and_a_missing_bucket_are_named() {
         .await
         .unwrap();
 }
+
+/// Review 15: a listing page holding no data objects (folder markers, other files) was
+/// listed again from the same place forever; the source now moves past the whole page.
+#[tokio::test]
+async fn a_page_of_objects_without_data_is_passed_over() {
+    let server = serve().await;
+    let folder = unique("mixed");
+    let dir = server.root.path().join("lake/raw").join(&folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    // More than one listing page (1,000 keys) of objects that hold no rows, then data.
+    for n in 0..1001 {
+        std::fs::write(dir.join(format!("a{n:04}.txt")), "not rows").unwrap();
+    }
+    std::fs::write(
+        dir.join("b0001.jsonl"),
+        "{\"id\": 1, \"name\": \"one\"}\n{\"id\": 2, \"name\": \"two\"}\n",
+    )
+    .unwrap();
+    let lite = Db::sqlite();
+    let dst = unique("from_mixed");
+    let mut h = Harness::new(
+        sync("mixed", &folder, &dst, SyncMode::ById, WriteMode::Insert),
+        &lite,
+        &lite,
+    );
+    h.runner.job.source = spec(&server, SECRET_KEY, &[("schema", "id bigint, name text")]);
+    tokio::time::timeout(std::time::Duration::from_secs(60), h.runner.run_once())
+        .await
+        .expect("the read must not list the same page forever")
+        .unwrap();
+    assert_eq!(lite.count(&dst).await, 2);
+}

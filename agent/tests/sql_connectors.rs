@@ -393,10 +393,8 @@ async fn a_malicious_identifier_is_refused_before_any_sql() {
         .await
         .unwrap_err();
         assert!(!e.is_retryable());
-        assert!(
-            e.message.contains("not a valid table or column name"),
-            "{e}"
-        );
+        // Refused by the sync's validation or, failing that, by the dialect's quoting.
+        assert!(e.message.contains("not a valid"), "{e}");
     }
     assert!(
         table_exists(&src, &canary).await,

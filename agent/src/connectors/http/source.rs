@@ -72,6 +72,14 @@ impl HttpSource {
         Ok(q)
     }
 
+    /// Whether page `page` has any record (page pagination).
+    async fn has_page(&self, path: &str, page: u64, limit: usize) -> Result<bool, ConnectorError> {
+        let at = Cursor::Token {
+            token: page.to_string(),
+        };
+        Ok(!self.fetch(path, &at, limit).await?.0.is_empty())
+    }
+
     async fn fetch(
         &self,
         path: &str,
@@ -192,14 +200,18 @@ impl Source for HttpSource {
                     Cursor::Token { token } => token.parse().unwrap_or(*first_page),
                     _ => *first_page,
                 };
-                // A full page is done; a partial one is read again next time.
-                let next = if full { page + 1 } else { page };
+                // A full page is done; a partial one is read again next time — unless the
+                // page after it has records: then the API serves fewer per page than asked
+                // (many cap the page size), and this page is done too.
+                let done =
+                    full || (!records.is_empty() && self.has_page(path, page + 1, limit).await?);
+                let next = if done { page + 1 } else { page };
                 ReadBatch {
                     rows,
                     end: Some(Cursor::Token {
                         token: next.to_string(),
                     }),
-                    more: full,
+                    more: done,
                 }
             }
         })

@@ -25,12 +25,14 @@ impl S3Source {
     }
 
     /// Up to `max` data object keys under `folder` after `after`, and whether more remain.
+    /// One page of a listing: its data objects, the last key listed (data or not), and
+    /// whether more follow.
     async fn list(
         &self,
         folder: &str,
         after: Option<&str>,
         max: i32,
-    ) -> Result<(Vec<String>, bool), ConnectorError> {
+    ) -> Result<Listing, ConnectorError> {
         let mut req = self
             .client
             .list_objects_v2()
@@ -46,14 +48,16 @@ impl S3Source {
                 &format!("listing {} under `{folder}`", self.config.place()),
             )
         })?;
-        let keys = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| Format::of_key(k).is_some())
-            .map(String::from)
-            .collect();
-        Ok((keys, out.is_truncated().unwrap_or(false)))
+        let listed: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+        Ok(Listing {
+            data: listed
+                .iter()
+                .filter(|k| Format::of_key(k).is_some())
+                .map(|k| k.to_string())
+                .collect(),
+            last: listed.last().map(|k| k.to_string()),
+            truncated: out.is_truncated().unwrap_or(false),
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, ConnectorError> {
@@ -134,8 +138,8 @@ impl Source for S3Source {
         let columns = match &self.config.schema {
             Some(s) => s.clone(),
             None => {
-                let (keys, _) = self.list(&folder, None, 1).await?;
-                let Some(first) = keys.first() else {
+                let listing = self.list(&folder, None, 1000).await?;
+                let Some(first) = listing.data.first() else {
                     return Err(ConnectorError::fatal(format!(
                         "no data objects under `{folder}` to take the fields from; declare them in the data source's `schema` option (e.g. id bigint, name text)"
                     )));
@@ -169,18 +173,24 @@ impl Source for S3Source {
         let mut rows = 0;
         let mut more = false;
         'listing: loop {
-            let (keys, truncated) = self.list(&folder, last.as_deref(), 1000).await?;
-            for (i, key) in keys.iter().enumerate() {
+            let listing = self.list(&folder, last.as_deref(), 1000).await?;
+            for (i, key) in listing.data.iter().enumerate() {
                 let batch = self.read_object(key, Some(columns)).await?;
                 rows += batch.num_rows();
                 batches.push(batch);
                 last = Some(key.clone());
                 if rows >= limit {
-                    more = i + 1 < keys.len() || truncated;
+                    more = i + 1 < listing.data.len() || listing.truncated;
                     break 'listing;
                 }
             }
-            if !truncated {
+            // Past the whole page, objects that hold no data included: listing again from
+            // the last data object would return this same page forever when a page holds
+            // none (folder markers, other files).
+            if listing.last.is_some() {
+                last = listing.last;
+            }
+            if !listing.truncated {
                 break;
             }
         }
@@ -202,4 +212,13 @@ impl Source for S3Source {
             more,
         })
     }
+}
+
+/// One page of objects under a folder.
+struct Listing {
+    /// Keys of objects in a format the source reads, in key order.
+    data: Vec<String>,
+    /// The last key of the page, data or not.
+    last: Option<String>,
+    truncated: bool,
 }
