@@ -80,6 +80,17 @@ copy_initial=$(secs "$t0" "$t1")
 echo "copy:  ${copy_initial} s  $(rate "$ROWS" "$copy_initial") rows/s  (COPY TO STDOUT binary | COPY FROM STDIN binary)"
 verify bench_copy
 
+# The fair reference for how Idra loads (no index during the load, the key built at the
+# end): a COPY pipe into a table without indexes, then ADD PRIMARY KEY.
+q "CREATE TABLE bench_copy_pk (LIKE bench_src INCLUDING DEFAULTS)"
+t0=$(now)
+psql "$URL" -qtAX -c "COPY bench_src TO STDOUT (FORMAT binary)" | psql "$URL" -qtAX -c "COPY bench_copy_pk FROM STDIN (FORMAT binary)"
+q "ALTER TABLE bench_copy_pk ADD PRIMARY KEY (id)"
+t1=$(now)
+copy_pk_initial=$(secs "$t0" "$t1")
+echo "copy+pk: ${copy_pk_initial} s  $(rate "$ROWS" "$copy_pk_initial") rows/s  (the same pipe into a table without indexes, then ADD PRIMARY KEY)"
+verify bench_copy_pk
+
 echo
 echo "== incremental: $NEW_ROWS new rows"
 insert_rows $((ROWS + 1)) $((ROWS + NEW_ROWS))
@@ -96,6 +107,7 @@ echo
 echo "peak RSS idra: initial $((idra_rss_initial / 1024)) MiB, incremental $((IDRA_RSS_KB / 1024)) MiB"
 echo "ratio idra/sling initial: $(ratio "$sling_initial" "$idra_initial")"
 echo "ratio idra/copy initial: $(ratio "$copy_initial" "$idra_initial")"
+echo "ratio idra/copy+pk initial: $(ratio "$copy_pk_initial" "$idra_initial")"
 echo "ratio idra/sling incremental: $(ratio "$sling_incr" "$idra_incr")"
 echo "(ratios are speed ratios: the other tool's time divided by Idra's; above 1 means Idra is faster)"
 
