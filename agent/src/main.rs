@@ -13,46 +13,58 @@ use idra_core::store::{self, EtcdOptions, Keys};
 /// Otherwise the agent joins the cluster in the store (`--etcd`, or the embedded store in
 /// `--data-dir`): it registers on a lease, takes part in the leader election, and runs the
 /// syncs the leader assigns to it until stopped.
+// Every option is `global`: accepted before or after the subcommand, so the README's
+// `idra-agent import syncs.json --etcd …` works as written.
 #[derive(Debug, Parser)]
 #[command(name = "idra-agent", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Run the syncs of this JSON file (single mode).
-    #[arg(long, env = "IDRA_CONFIG")]
+    #[arg(global = true, long, env = "IDRA_CONFIG")]
     config: Option<PathBuf>,
     /// Where single mode keeps offsets and status (state.json, replaced atomically).
-    #[arg(long, env = "IDRA_STATE_DIR", default_value = "./state")]
+    #[arg(global = true, long, env = "IDRA_STATE_DIR", default_value = "./state")]
     state_dir: PathBuf,
     /// Run every enabled sync until it has caught up, then exit (0 on success).
-    #[arg(long)]
+    #[arg(global = true, long)]
     once: bool,
     /// etcd endpoints, comma-separated (cluster mode).
-    #[arg(long, env = "IDRA_ETCD", value_delimiter = ',')]
+    #[arg(global = true, long, env = "IDRA_ETCD", value_delimiter = ',')]
     etcd: Vec<String>,
-    #[arg(long, env = "IDRA_ETCD_USER")]
+    #[arg(global = true, long, env = "IDRA_ETCD_USER")]
     etcd_user: Option<String>,
-    #[arg(long, env = "IDRA_ETCD_PASSWORD", hide_env_values = true)]
+    #[arg(
+        global = true,
+        long,
+        env = "IDRA_ETCD_PASSWORD",
+        hide_env_values = true
+    )]
     etcd_password: Option<String>,
 
     /// TLS: CA certificate (PEM) that signed etcd's certificate; use https:// endpoints.
-    #[arg(long, env = "IDRA_ETCD_CA")]
+    #[arg(global = true, long, env = "IDRA_ETCD_CA")]
     etcd_ca: Option<PathBuf>,
 
     /// TLS client certificate (PEM), for etcd's --client-cert-auth.
-    #[arg(long, env = "IDRA_ETCD_CERT")]
+    #[arg(global = true, long, env = "IDRA_ETCD_CERT")]
     etcd_cert: Option<PathBuf>,
 
     /// TLS client key (PEM).
-    #[arg(long, env = "IDRA_ETCD_KEY")]
+    #[arg(global = true, long, env = "IDRA_ETCD_KEY")]
     etcd_key: Option<PathBuf>,
     /// Embedded store directory, when not using etcd (must not be open by a server).
-    #[arg(long, env = "IDRA_DATA_DIR", default_value = "./data")]
+    #[arg(global = true, long, env = "IDRA_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    #[arg(long, env = "IDRA_STORE_PREFIX", default_value = "/idra/")]
+    #[arg(
+        global = true,
+        long,
+        env = "IDRA_STORE_PREFIX",
+        default_value = "/idra/"
+    )]
     store_prefix: String,
     /// Lease TTL in seconds: how long after a crash the agent is considered gone.
-    #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
+    #[arg(global = true, long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     lease_ttl: i64,
 }
 
@@ -199,5 +211,24 @@ async fn main() -> std::process::ExitCode {
     match agent.run(shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_accepted_after_the_subcommand_too() {
+        let cli = Cli::try_parse_from([
+            "idra-agent",
+            "import",
+            "syncs.json",
+            "--etcd",
+            "http://h1:2379,http://h2:2379",
+        ])
+        .unwrap();
+        assert_eq!(cli.etcd.len(), 2);
+        assert!(matches!(cli.command, Some(Command::Import { .. })));
     }
 }

@@ -1,5 +1,5 @@
 //! The leader: elected among the agents, it watches agents and syncs and writes
-//! `assignments/` as a difference, in one transaction guarded by its leadership.
+//! `assignments/` as a difference, in transactions guarded by its leadership.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -81,15 +81,20 @@ async fn reconcile(
     for sync in current.keys().filter(|s| !plan.contains_key(*s)) {
         ops.push(Op::delete(&keys.assignment(sync)));
     }
-    let resp = store
-        .txn(
-            Txn::new()
-                .when(vec![leadership.still_leader()])
-                .and_then(ops),
-        )
-        .await?;
-    if !resp.succeeded {
-        return Ok(Outcome::NotLeader);
+    // In transactions etcd accepts, each guarded by the leadership. A sync has one
+    // assignment key, so a reader sees it on the old agent or the new one, never both, and
+    // the sync's lock keeps two agents from running it while the chunks land.
+    for chunk in ops.chunks(store::MAX_TXN_OPS) {
+        let resp = store
+            .txn(
+                Txn::new()
+                    .when(vec![leadership.still_leader()])
+                    .and_then(chunk.to_vec()),
+            )
+            .await?;
+        if !resp.succeeded {
+            return Ok(Outcome::NotLeader);
+        }
     }
     tracing::info!(
         generation,

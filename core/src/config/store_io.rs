@@ -68,10 +68,16 @@ pub async fn import(
         sync.updated_at = now;
         ops.push(Op::put(&keys.sync(&sync.id), encode(&sync), None));
     }
-    store
-        .txn(Txn::new().and_then(ops))
-        .await
-        .map_err(|e| ConfigError(e.to_string()))?;
+    // In transactions etcd accepts (MAX_TXN_OPS), data sources before the syncs that use
+    // them, so every sync that appears can already run.
+    let mut ops = ops.into_iter().peekable();
+    while ops.peek().is_some() {
+        let chunk: Vec<Op> = ops.by_ref().take(crate::store::MAX_TXN_OPS).collect();
+        store
+            .txn(Txn::new().and_then(chunk))
+            .await
+            .map_err(|e| ConfigError(e.to_string()))?;
+    }
     // A start offset applies to a sync that has none yet: importing the same file again
     // must not move a running sync back.
     for (id, cursor) in &config.start_offsets {

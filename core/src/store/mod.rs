@@ -32,6 +32,10 @@ pub use types::{
     MemberHealth, Op, OpResult, Txn, TxnResponse, WatchEvent,
 };
 
+/// Operations per transaction when a write spans many keys: etcd refuses more than 128 by
+/// default (`--max-txn-ops`), and users run it with its defaults.
+pub const MAX_TXN_OPS: usize = 100;
+
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;
 
 #[async_trait]
@@ -75,7 +79,7 @@ pub trait Store: Send + Sync + 'static {
     /// operations by default); `None` where a key is absent.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
+        for chunk in keys.chunks(MAX_TXN_OPS) {
             let ops = chunk.iter().map(|key| Op::get(key)).collect();
             out.extend(self.txn(Txn::new().and_then(ops)).await?.into_gets());
         }
