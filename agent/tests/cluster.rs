@@ -468,6 +468,16 @@ async fn a_paused_holder_writes_nothing_after_another_took_over() {
         .unwrap()
         .unwrap()
         .create_revision;
+    // Destinations and offsets keep the token: the store's epoch above that revision.
+    let epoch = idra_core::store::fence_epoch(c.store.as_ref(), &c.keys.epoch())
+        .await
+        .unwrap();
+    let new_fence = idra_core::store::LockGuard {
+        key: String::new(),
+        fence: new_fence,
+        lease: 0,
+    }
+    .token(epoch);
     let stored = pg
         .scalar(&format!(
             "SELECT MAX(fence) FROM _idra_fence WHERE sync_id = '{}'",

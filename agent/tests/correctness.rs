@@ -54,8 +54,8 @@ async fn a_full_refresh_copies_rows_changed_while_another_transaction_is_open() 
 }
 
 /// Review 6: `ts > $1 OR (ts = $1 AND k > $2)` never matches NULL, so rows with a NULL
-/// timestamp past the first batch were never copied, silently. A nullable timestamp column
-/// is refused with what to do instead.
+/// timestamp past the first batch were never copied, silently. A timestamp column with NULL
+/// rows is refused with what to do instead.
 #[tokio::test]
 async fn a_nullable_timestamp_column_is_refused_with_the_fix() {
     let (src, dst) = (Db::pg(), Db::sqlite());
@@ -77,9 +77,32 @@ async fn a_nullable_timestamp_column_is_refused_with_the_fix() {
     let e = h.runner.run_once().await.unwrap_err();
     assert!(!e.is_retryable());
     assert!(
-        e.message.contains("`ts` allows NULL") && e.message.contains("NOT NULL"),
+        e.message.contains("`ts` is NULL in some rows") && e.message.contains("NOT NULL"),
         "{e}"
     );
+}
+
+/// Declared nullable but set on every row (as most `updated_at` columns are): it runs.
+#[tokio::test]
+async fn a_nullable_timestamp_column_without_nulls_runs() {
+    let (src, dst) = (Db::pg(), Db::sqlite());
+    let s = unique("nullable_ts");
+    src.exec(&format!(
+        "CREATE TABLE {s} (id bigint PRIMARY KEY, ts timestamp, name text)"
+    ))
+    .await;
+    src.exec(&format!(
+        "INSERT INTO {s} VALUES (1, '2024-01-01', 'a'), (2, '2024-01-02', 'b')"
+    ))
+    .await;
+    let d = unique("nullable_ts_d");
+    let mut h = Harness::new(
+        sync("nullable", &s, &d, SyncMode::ByTimestamp, WriteMode::Upsert),
+        &src,
+        &dst,
+    );
+    h.runner.run_once().await.unwrap();
+    assert_eq!(dst.count(&d).await, 2);
 }
 
 /// Review 12: a key repeated inside one batch made Postgres's `ON CONFLICT` fail the whole

@@ -199,3 +199,27 @@ async fn a_page_of_objects_without_data_is_passed_over() {
         .unwrap();
     assert_eq!(lite.count(&dst).await, 2);
 }
+
+/// The cursor stays on data objects: a marker that sorts after later data objects (Spark's
+/// `_SUCCESS` after digits) must not become the position, or those objects are skipped.
+#[tokio::test]
+async fn a_marker_object_does_not_become_the_position() {
+    let server = serve().await;
+    let folder = unique("marked");
+    let dir = server.root.path().join("lake/raw").join(&folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0001.jsonl"), "{\"id\": 1, \"name\": \"one\"}\n").unwrap();
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+    let lite = Db::sqlite();
+    let dst = unique("from_marked");
+    let mut h = Harness::new(
+        sync("marked", &folder, &dst, SyncMode::ById, WriteMode::Insert),
+        &lite,
+        &lite,
+    );
+    h.runner.job.source = spec(&server, SECRET_KEY, &[]);
+    h.runner.run_once().await.unwrap();
+    std::fs::write(dir.join("0002.jsonl"), "{\"id\": 2, \"name\": \"two\"}\n").unwrap();
+    h.runner.run_once().await.unwrap();
+    assert_eq!(lite.count(&dst).await, 2);
+}

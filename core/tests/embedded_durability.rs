@@ -88,11 +88,11 @@ async fn every_acknowledged_write_survives_kill_9() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // Past the first compaction, at a moment of the writer's own choosing.
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last_acked = None;
-    while let Some(line) = lines.next() {
+    for line in lines {
         if let Some(i) = line.unwrap().strip_prefix("acked ") {
             let i: usize = i.parse().unwrap();
             last_acked = Some(i);

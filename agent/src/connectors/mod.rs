@@ -149,6 +149,29 @@ pub fn open_destination(spec: &ConnectionSpec) -> Result<Box<dyn Destination>, C
     }
 }
 
+/// Whether a table source's timestamp cursor must first check the column for NULLs: a
+/// cursor comparison never matches NULL, so such rows past the first batch would never be
+/// copied. Only nullable columns of tables (a custom query's columns are not checked).
+pub fn may_hold_null_timestamps<'a>(
+    spec: &'a ReadSpec,
+    columns: &[Column],
+) -> Option<(&'a str, &'a str)> {
+    let (Some(table), None, Some(ts)) = (&spec.table, &spec.query, &spec.timestamp) else {
+        return None;
+    };
+    columns
+        .iter()
+        .any(|c| &c.name == ts && c.nullable)
+        .then_some((table.as_str(), ts.as_str()))
+}
+
+/// The error for a timestamp column that is NULL in some rows.
+pub fn null_timestamps(ts: &str) -> ConnectorError {
+    ConnectorError::fatal(format!(
+        "timestamp column `{ts}` is NULL in some rows, and a timestamp cursor never copies those (NULL matches no comparison); set it on every row (e.g. UPDATE … SET {ts} = <creation time> WHERE {ts} IS NULL) and declare it NOT NULL, or read through a custom query with COALESCE({ts}, <a fixed time>) AS {ts}"
+    ))
+}
+
 /// The cursor just after the row `row` of `batch`: the key alone, or (timestamp, key).
 pub fn cursor_at(
     batch: &arrow_array::RecordBatch,
@@ -185,25 +208,13 @@ pub fn cursor_at(
 }
 
 /// Checks that the columns fit the mode: an integer key for id cursors, a temporal
-/// timestamp column for timestamp cursors, and — where the table's catalog says so
-/// (`declared`: columns of a table, not of a custom query) — a timestamp column that cannot
-/// be NULL: a cursor comparison never matches NULL, so such rows past the first batch would
-/// never be copied.
+/// timestamp column for timestamp cursors.
 pub fn check_cursor_columns(
     columns: &[Column],
     key: &str,
     timestamp: Option<&str>,
-    declared: bool,
 ) -> Result<(), ConnectorError> {
     let (_, k) = types::find(columns, key, "key")?;
-    if let (true, Some(ts)) = (declared, timestamp) {
-        let (_, t) = types::find(columns, ts, "timestamp")?;
-        if t.nullable {
-            return Err(ConnectorError::fatal(format!(
-                "timestamp column `{ts}` allows NULL, and rows with a NULL timestamp would never be copied by a timestamp cursor; declare it NOT NULL (e.g. fill NULLs with the creation time, then ALTER the column), or read through a custom query with COALESCE({ts}, <a fixed time>) AS {ts}"
-            )));
-        }
-    }
     match timestamp {
         None if !k.ty.is_integer() => Err(ConnectorError::fatal(format!(
             "key column `{key}` is {}, but this mode needs an integer key; use a timestamp mode or full refresh",

@@ -233,12 +233,14 @@ impl Runner {
         let sync = self.job.sync.clone();
         // Syncs saved before a rule existed (or edited in the store by hand) are checked
         // again: running one that breaks a rule could skip rows.
-        sync.validate().map_err(|e| {
-            ConnectorError::fatal(format!(
-                "sync `{}`: {}: {}; edit the sync",
-                sync.name, e.field, e.message
-            ))
-        })?;
+        sync.validate()
+            .and_then(|()| sync.validate_keys_for(self.job.source.kind))
+            .map_err(|e| {
+                ConnectorError::fatal(format!(
+                    "sync `{}`: {}: {}; edit the sync",
+                    sync.name, e.field, e.message
+                ))
+            })?;
         let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
         let dest = connectors::open_destination(&self.job.destination)?;
         let spec = read_spec(&sync);
@@ -251,6 +253,18 @@ impl Runner {
                 .map_err(|e| e.context(format!("sync `{}`", sync.name)))?;
         }
         let overwrite = sync.mode == SyncMode::FullRefreshOverwrite;
+        if overwrite && self.job.fence > 0 {
+            // Claim before touching the load table, whose name every holder shares: from
+            // here on a former holder's writes and its final swap are refused, so it can
+            // neither fill our load table nor swap it (half-loaded or empty) into place.
+            dest.claim(
+                &sync.id,
+                &sync.destination.table,
+                self.job.fence,
+                &Cursor::Start,
+            )
+            .await?;
+        }
         let (target, created) = if overwrite {
             let load = dest
                 .begin_overwrite(&sync.destination.table, &columns, &sync.key_columns)
@@ -269,7 +283,7 @@ impl Runner {
                 .await?;
             (sync.destination.table.clone(), created)
         };
-        if self.job.fence > 0 {
+        if self.job.fence > 0 && !overwrite {
             // Take the destination over before reading where it stands: a paused former
             // holder can commit nothing from here on, so what we read next is final.
             let fallback = match sync.mode {

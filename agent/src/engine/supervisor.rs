@@ -189,6 +189,24 @@ impl Supervisor {
         }
     }
 
+    /// Releases a sync's lock, retrying while the store is unavailable: a lock left held
+    /// on this (live) lease would keep every later run of the sync waiting, and its offset
+    /// from being edited, until the agent restarts.
+    async fn release(&self, guard: &store::LockGuard) {
+        for _ in 0..20 {
+            match store::unlock(self.store.as_ref(), guard).await {
+                Ok(_) => return,
+                Err(e) if e.is_retryable() => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot release a sync lock; it ends with the lease");
+                    return;
+                }
+            }
+        }
+    }
+
     /// One sync: take its lock, then run it every poll interval until stopped. A fatal
     /// error ends the task; the sync stays failed (its status says why) until it is edited.
     async fn supervise(
@@ -213,7 +231,7 @@ impl Supervisor {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(sync = %name, error = %e, "cannot read the store's epoch; retrying");
-                let _ = store::unlock(self.store.as_ref(), &guard).await;
+                self.release(&guard).await;
                 return;
             }
         };
@@ -273,6 +291,6 @@ impl Supervisor {
                 _ = stop.changed() => break,
             }
         }
-        let _ = store::unlock(self.store.as_ref(), &guard).await;
+        self.release(&guard).await;
     }
 }

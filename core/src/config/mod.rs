@@ -82,11 +82,19 @@ fn check(config: &FileConfig) -> Result<(), ConfigError> {
             ("source.datasource", &s.source.datasource_id),
             ("destination.datasource", &s.destination.datasource_id),
         ] {
-            if config.datasource(ds).is_none() {
+            let Some(found) = config.datasource(ds) else {
                 return Err(ConfigError(format!(
                     "sync `{}`: field `{field}`: no data source named `{ds}`",
                     s.name
                 )));
+            };
+            if field == "source.datasource" {
+                s.validate_keys_for(found.kind).map_err(|e| {
+                    ConfigError(format!(
+                        "sync `{}`: field `{}`: {}",
+                        s.name, e.field, e.message
+                    ))
+                })?;
             }
         }
     }

@@ -61,8 +61,42 @@ pub async fn import(
         let record = DataSourceRecord::from_input(cipher, &id, input, previous.as_ref(), now);
         ops.push(Op::put(&key, encode(&record), None));
     }
+    let err = |e: crate::store::StoreError| ConfigError(e.to_string());
     for s in &config.syncs {
         let mut sync: SyncConfig = s.clone();
+        // A sync imported before files could name its id was stored under an id made of
+        // its name: keep that one, or importing the file again would add a second sync
+        // copying the same table.
+        let by_name = sync_id(&s.name);
+        if sync.id != by_name
+            && store
+                .get(&keys.sync(&by_name))
+                .await
+                .map_err(err)?
+                .is_some()
+        {
+            sync.id = by_name;
+        }
+        // A start offset applies to a sync that has none yet (importing the same file
+        // again must not move a running sync back), and is written before the sync itself
+        // so no agent can start the sync from the beginning first.
+        if let Some(cursor) = config.start_offsets.get(&s.id) {
+            let key = keys.offset(&sync.id);
+            let offset = crate::model::Offset {
+                cursor: cursor.clone(),
+                fence: 0,
+                updated_at: now,
+                edited: true,
+            };
+            store
+                .txn(
+                    Txn::new()
+                        .when(vec![crate::store::Compare::missing(&key)])
+                        .and_then(vec![Op::put(&key, encode(&offset), None)]),
+                )
+                .await
+                .map_err(err)?;
+        }
         sync.source.datasource_id = sync_id(&s.source.datasource_id);
         sync.destination.datasource_id = sync_id(&s.destination.datasource_id);
         sync.updated_at = now;
@@ -73,29 +107,7 @@ pub async fn import(
     let mut ops = ops.into_iter().peekable();
     while ops.peek().is_some() {
         let chunk: Vec<Op> = ops.by_ref().take(crate::store::MAX_TXN_OPS).collect();
-        store
-            .txn(Txn::new().and_then(chunk))
-            .await
-            .map_err(|e| ConfigError(e.to_string()))?;
-    }
-    // A start offset applies to a sync that has none yet: importing the same file again
-    // must not move a running sync back.
-    for (id, cursor) in &config.start_offsets {
-        let key = keys.offset(id);
-        let offset = crate::model::Offset {
-            cursor: cursor.clone(),
-            fence: 0,
-            updated_at: now,
-            edited: true,
-        };
-        store
-            .txn(
-                Txn::new()
-                    .when(vec![crate::store::Compare::missing(&key)])
-                    .and_then(vec![Op::put(&key, encode(&offset), None)]),
-            )
-            .await
-            .map_err(|e| ConfigError(e.to_string()))?;
+        store.txn(Txn::new().and_then(chunk)).await.map_err(err)?;
     }
     Ok(Imported {
         datasources: config.datasources.len(),

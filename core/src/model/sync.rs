@@ -209,6 +209,27 @@ impl SyncInput {
 pub const MAX_BATCH_SIZE: u32 = 1_000_000;
 
 impl SyncConfig {
+    /// Sources that page through rows by the sync's key (every mode, full refreshes too,
+    /// within a run) keep one key value in the cursor: with two key columns, a batch ending
+    /// inside one value of the first would skip that value's other rows. Sources positioned
+    /// otherwise (topic offsets, queues, object keys, API pages) may upsert on several.
+    pub fn validate_keys_for(&self, source: super::ConnectorKind) -> Result<(), ValidationError> {
+        use super::ConnectorKind as K;
+        let pages_by_key = matches!(
+            source,
+            K::Postgres | K::Mysql | K::Sqlite | K::SqlServer | K::MongoDb
+        );
+        if pages_by_key && self.key_columns.len() > 1 {
+            return Err(ValidationError::new(
+                "key_columns",
+                format!("name one column: a {} source is read in the order of a single unique key column (composite keys would skip rows); pick a unique column, or expose one from a custom query", source.label()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SyncConfig {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("name", &self.name, 128)?;
         if self.source.datasource_id.is_empty() {
@@ -242,15 +263,6 @@ impl SyncConfig {
         }
         for k in &self.key_columns {
             validate_identifier("key_columns", k)?;
-        }
-        if self.key_columns.len() > 1 {
-            // Every mode pages through the source by its key (full refreshes too, within a
-            // run), and the cursor holds one key value: with two columns, a batch ending
-            // inside one value of the first would skip that value's remaining rows.
-            return Err(ValidationError::new(
-                "key_columns",
-                "name one column: syncs resume by a single unique key column (composite keys are not supported); pick a unique column, or expose one from a custom query",
-            ));
         }
         match (&self.timestamp_column, self.mode.needs_timestamp()) {
             (None, true) => {
@@ -361,17 +373,21 @@ mod tests {
     }
 
     /// A composite key would page by its first column alone and skip rows (defect 5 of the
-    /// correctness review): refused in every mode, since every mode pages by key.
+    /// correctness review): refused in every mode for sources read in key order, allowed
+    /// for sources positioned otherwise (a topic upserting on two columns).
     #[test]
-    fn composite_keys_are_refused_in_every_mode() {
+    fn composite_keys_are_refused_where_the_source_pages_by_key() {
+        use crate::model::ConnectorKind;
         for mode in SyncMode::ALL {
             let mut s = sync();
             s.mode = mode;
             s.timestamp_column = mode.needs_timestamp().then(|| "ts".into());
             s.key_columns = vec!["a".into(), "b".into()];
-            let e = s.validate().unwrap_err();
+            s.validate().unwrap();
+            let e = s.validate_keys_for(ConnectorKind::Postgres).unwrap_err();
             assert_eq!(e.field, "key_columns", "{mode:?}");
             assert!(e.message.contains("single unique key column"), "{e:?}");
+            s.validate_keys_for(ConnectorKind::Kafka).unwrap();
         }
     }
 }

@@ -178,12 +178,16 @@ impl Services {
             ("source.datasource_id", &sync.source.datasource_id),
             ("destination.datasource_id", &sync.destination.datasource_id),
         ] {
-            if self.store.get(&self.keys.datasource(id)).await?.is_none() {
+            let Some(kv) = self.store.get(&self.keys.datasource(id)).await? else {
                 return Err(ValidationError::new(
                     field,
                     format!("no data source `{id}`; pick one from the list"),
                 )
                 .into());
+            };
+            if field == "source.datasource_id" {
+                let record: DataSourceRecord = decode(&kv.key, &kv.value)?;
+                sync.validate_keys_for(record.source.kind)?;
             }
         }
         for (other, _) in self.all_syncs().await? {

@@ -131,7 +131,9 @@ async fn attempt(
     }
 }
 
-/// Waits until the lock is ours. Cancel by dropping the future.
+/// Waits until the lock is ours. Cancel by dropping the future. An unavailable store is
+/// retried with the same acquisition value, so an attempt that landed although its answer
+/// was lost is recognised as ours rather than waited on forever.
 pub async fn lock(
     store: &dyn Store,
     key: &str,
@@ -140,20 +142,38 @@ pub async fn lock(
 ) -> Result<LockGuard, StoreError> {
     let value = acquisition_value(holder);
     loop {
-        let (guard, seen_at) = attempt(store, key, &value, lease).await?;
-        if let Some(guard) = guard {
-            return Ok(guard);
-        }
-        // Watch from just after the moment we saw it held: a release in between is in the
-        // watch's history, so it cannot be missed.
-        let mut events = store.watch(key, seen_at + 1).await?;
-        while let Some(event) = events.next().await {
-            let event = event?;
-            if event.kv.key == key && event.kind == EventKind::Delete {
-                break;
+        match wait_turn(store, key, &value, lease).await {
+            Ok(Some(guard)) => return Ok(guard),
+            Ok(None) => {}
+            Err(e) if e.is_retryable() => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
             }
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// One attempt; when the lock is held, waits for its release (then `None`: try again).
+async fn wait_turn(
+    store: &dyn Store,
+    key: &str,
+    value: &[u8],
+    lease: LeaseId,
+) -> Result<Option<LockGuard>, StoreError> {
+    let (guard, seen_at) = attempt(store, key, value, lease).await?;
+    if guard.is_some() {
+        return Ok(guard);
+    }
+    // Watch from just after the moment we saw it held: a release in between is in the
+    // watch's history, so it cannot be missed.
+    let mut events = store.watch(key, seen_at + 1).await?;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if event.kv.key == key && event.kind == EventKind::Delete {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// Releases the lock if this acquisition still holds it; false when it was already lost.

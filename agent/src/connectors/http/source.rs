@@ -203,8 +203,17 @@ impl Source for HttpSource {
                 // A full page is done; a partial one is read again next time — unless the
                 // page after it has records: then the API serves fewer per page than asked
                 // (many cap the page size), and this page is done too.
-                let done =
-                    full || (!records.is_empty() && self.has_page(path, page + 1, limit).await?);
+                let capped =
+                    !full && !records.is_empty() && self.has_page(path, page + 1, limit).await?;
+                // Records appended to this page between the two requests belong to it:
+                // read it once more before moving past it.
+                let rows = if capped {
+                    let (again, _) = self.fetch(path, after, limit).await?;
+                    decode_records(&again, columns).map_err(|e| e.context(path))?
+                } else {
+                    rows
+                };
+                let done = full || capped;
                 let next = if done { page + 1 } else { page };
                 ReadBatch {
                     rows,

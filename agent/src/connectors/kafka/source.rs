@@ -178,7 +178,15 @@ impl KafkaSource {
         limit: usize,
     ) -> Result<(Vec<Json>, usize), ConnectorError> {
         let ends = Self::watermarks(c).await?;
-        for (p, (low, _)) in &ends {
+        for (p, (low, high)) in &ends {
+            // Past the end: the topic was recreated or truncated. `earliest` would copy the
+            // whole partition again; a person must decide.
+            if let Some(next) = c.next.get(p).filter(|next| **next > *high) {
+                return Err(ConnectorError::fatal(format!(
+                    "topic `{}` partition {p} ends at offset {high}, before the sync's position {next}: the topic was recreated or truncated. Reset the sync's offset to start over, or set it to where this partition should resume",
+                    c.topic
+                )));
+            }
             if let Some(next) = c.next.get(p).filter(|next| **next < *low) {
                 tracing::warn!(
                     topic = %c.topic,

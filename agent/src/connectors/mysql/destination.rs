@@ -172,12 +172,7 @@ impl Destination for MysqlDestination {
         keys: &[String],
         _defer_keys: bool,
     ) -> Result<bool, ConnectorError> {
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, fence BIGINT NOT NULL, cursor_json TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (sync_id, table_name)) DEFAULT CHARSET=utf8mb4"
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("creating the _idra_fence table"))?;
+        self.ensure_fence_table().await?;
         let existing = table_columns(&self.pool, table, &self.display).await?;
         if existing.is_empty() {
             sqlx::query(&create_table_sql(table, columns, keys)?)
@@ -240,6 +235,8 @@ impl Destination for MysqlDestination {
         fence: i64,
         cursor: &Cursor,
     ) -> Result<(), ConnectorError> {
+        // A full refresh claims before any table exists.
+        self.ensure_fence_table().await?;
         let mut conn = self.pool.acquire().await.map_err(self.err("opening"))?;
         let locked = swap_lock(&mut conn, sync_id).await?;
         let result = self
@@ -405,6 +402,16 @@ impl Destination for MysqlDestination {
 }
 
 impl MysqlDestination {
+    async fn ensure_fence_table(&self) -> Result<(), ConnectorError> {
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, fence BIGINT NOT NULL, cursor_json TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (sync_id, table_name)) DEFAULT CHARSET=utf8mb4"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("creating the _idra_fence table"))?;
+        Ok(())
+    }
+
     async fn check_and_swap(
         &self,
         conn: &mut sqlx::pool::PoolConnection<MySql>,

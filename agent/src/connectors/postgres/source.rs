@@ -12,8 +12,8 @@ use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQue
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
 use crate::connectors::values::BatchBuilder;
 use crate::connectors::{
-    check_cursor_columns, from_sqlx, ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source,
-    TableInfo,
+    check_cursor_columns, from_sqlx, may_hold_null_timestamps, null_timestamps, ConnectionSpec,
+    ConnectorError, ReadBatch, ReadSpec, Source, TableInfo,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -280,12 +280,20 @@ impl Source for PostgresSource {
                 ))
             }
         };
-        check_cursor_columns(
-            &columns,
-            &spec.key,
-            spec.timestamp.as_deref(),
-            spec.query.is_none(),
-        )?;
+        check_cursor_columns(&columns, &spec.key, spec.timestamp.as_deref())?;
+        if let Some((table, ts)) = may_hold_null_timestamps(spec, &columns) {
+            let found: bool = sqlx::query_scalar(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NULL)",
+                D.quote(table)?,
+                D.quote(ts)?
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(e, "checking the timestamp column for NULLs"))?;
+            if found {
+                return Err(null_timestamps(ts));
+            }
+        }
         Ok(columns)
     }
 

@@ -114,11 +114,15 @@ impl Destination for S3Destination {
         // running (paused past its lock) and the new one each count their own sequence, and
         // a plain PUT of the same name would replace the other's rows. When the name is
         // taken, continue after the highest object there.
+        // Names this write: when the answer to a PUT that landed is lost and the retry
+        // finds the name taken, the object's metadata tells whether it is this write.
+        let write_id = uuid::Uuid::new_v4().simple().to_string();
         let mut attempts = 0;
         loop {
             let key = object_key(&dir, sequence, self.config.format, self.config.gzip);
-            match self.put(&key, body.clone()).await {
+            match self.put(&key, body.clone(), &write_id).await {
                 Ok(()) => break,
+                Err(PutError::Taken) if self.written_by(&key, &write_id).await => break,
                 Err(PutError::Taken) if attempts < 5 => {
                     attempts += 1;
                     sequence = self.first_sequence(&dir).await?.max(sequence + 1);
@@ -137,6 +141,9 @@ impl Destination for S3Destination {
     }
 }
 
+/// Object metadata naming the write that put it.
+const WRITE_ID: &str = "idra-write";
+
 enum PutError {
     /// An object with that name exists (412 Precondition Failed).
     Taken,
@@ -144,7 +151,22 @@ enum PutError {
 }
 
 impl S3Destination {
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), PutError> {
+    /// Whether the object `key` is the one this write (`write_id`) put.
+    async fn written_by(&self, key: &str, write_id: &str) -> bool {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await;
+        head.ok()
+            .and_then(|h| h.metadata().and_then(|m| m.get(WRITE_ID).cloned()))
+            .as_deref()
+            == Some(write_id)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, write_id: &str) -> Result<(), PutError> {
         let content_type = match self.config.format {
             Format::JsonLines => "application/x-ndjson",
             Format::Csv => "text/csv",
@@ -156,6 +178,7 @@ impl S3Destination {
             .bucket(&self.config.bucket)
             .key(key)
             .if_none_match("*")
+            .metadata(WRITE_ID, write_id)
             .content_type(content_type)
             .body(ByteStream::from(body));
         if self.config.gzip {

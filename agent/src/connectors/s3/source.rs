@@ -172,8 +172,12 @@ impl Source for S3Source {
         let mut batches = Vec::new();
         let mut rows = 0;
         let mut more = false;
+        // Where the next listing starts: past every key seen, data or not. The cursor
+        // (`last`) moves only to data objects: a marker such as `_SUCCESS` sorts after
+        // the digits of later data objects, and a cursor left on it would skip them.
+        let mut listed_to = last.clone();
         'listing: loop {
-            let listing = self.list(&folder, last.as_deref(), 1000).await?;
+            let listing = self.list(&folder, listed_to.as_deref(), 1000).await?;
             for (i, key) in listing.data.iter().enumerate() {
                 let batch = self.read_object(key, Some(columns)).await?;
                 rows += batch.num_rows();
@@ -188,7 +192,7 @@ impl Source for S3Source {
             // the last data object would return this same page forever when a page holds
             // none (folder markers, other files).
             if listing.last.is_some() {
-                last = listing.last;
+                listed_to = listing.last;
             }
             if !listing.truncated {
                 break;

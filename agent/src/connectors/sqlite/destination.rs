@@ -111,6 +111,18 @@ fn bind_value<'q>(
     }
 }
 
+impl SqliteDestination {
+    async fn ensure_fence_table(&self) -> Result<(), ConnectorError> {
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id TEXT NOT NULL, table_name TEXT NOT NULL, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (sync_id, table_name))"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("creating the _idra_fence table"))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Destination for SqliteDestination {
     fn kind(&self) -> ConnectorKind {
@@ -147,12 +159,7 @@ impl Destination for SqliteDestination {
         keys: &[String],
         _defer_keys: bool,
     ) -> Result<bool, ConnectorError> {
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (sync_id TEXT NOT NULL, table_name TEXT NOT NULL, fence INTEGER NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (sync_id, table_name))"
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("creating the _idra_fence table"))?;
+        self.ensure_fence_table().await?;
         let existing = table_columns(&self.pool, table, &self.display).await?;
         if existing.is_empty() {
             sqlx::query(&create_table_sql(table, columns, keys)?)
@@ -237,6 +244,8 @@ impl Destination for SqliteDestination {
         fence: i64,
         cursor: &Cursor,
     ) -> Result<(), ConnectorError> {
+        // A full refresh claims before any table exists.
+        self.ensure_fence_table().await?;
         let stored: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&format!(
             "SELECT MAX(fence) FROM {FENCE_TABLE} WHERE sync_id = ?"
         ))
