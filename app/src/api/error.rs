@@ -1,3 +1,5 @@
+#[cfg(feature = "ssr")]
+use leptos::prelude::use_context;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +60,18 @@ impl FromServerFnError for UiError {
 impl From<idra_core::service::ServiceError> for UiError {
     fn from(e: idra_core::service::ServiceError) -> Self {
         use idra_core::service::ServiceError;
+        // A server function answers 401 without a session and 403 without the role (500
+        // before), as the REST API does, so clients and proxies see what happened.
+        let status = match &e {
+            ServiceError::Unauthenticated => Some(axum::http::StatusCode::UNAUTHORIZED),
+            ServiceError::Forbidden { .. } => Some(axum::http::StatusCode::FORBIDDEN),
+            _ => None,
+        };
+        if let (Some(status), Some(response)) =
+            (status, use_context::<leptos_axum::ResponseOptions>())
+        {
+            response.set_status(status);
+        }
         match e {
             ServiceError::Invalid(v) => v.into(),
             ServiceError::Store(s) => {

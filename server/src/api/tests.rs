@@ -1207,3 +1207,23 @@ async fn the_content_security_policy_allows_hydration() {
         );
     }
 }
+
+/// A server function called without a session answers 401 (it answered 500 with
+/// `sign in first`), like the REST API.
+#[tokio::test]
+async fn a_server_function_without_a_session_answers_401() {
+    let app = app().await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/datasources/kinds")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("sign in first"), "{body}");
+}
