@@ -460,6 +460,9 @@ async fn sources_and_destinations_agree_after_faults() {
     for w in writers {
         w.await.unwrap();
     }
+    // Catch up in large batches: the faults left many small ones (batch sizes 5–64), and
+    // a long run's backlog of tens of thousands of rows per case would take many minutes.
+    std::fs::write(&config_path, config(&cases, &|_| 2_000)).unwrap();
     catch_up(&config_path, &state);
 
     println!("checker: {} faults injected:", faults.len());
