@@ -46,9 +46,31 @@ pub struct Cli {
     #[arg(long, env = "IDRA_SITE_ROOT")]
     pub site_root: Option<String>,
 
-    /// The URL users reach the server at; an https URL makes session cookies Secure.
+    /// The URL users reach the server at (e.g. https://idra.example.com behind a TLS proxy).
+    /// Its host is one of the names the server answers to; https makes session cookies
+    /// Secure and adds HSTS.
     #[arg(long, env = "IDRA_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Another name the server answers to, besides the listen address, localhost and the
+    /// --public-url host (`name` for any port, `name:port` for one). Repeatable. Requests
+    /// for any other Host are refused with 421 (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "IDRA_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
+    /// Address of a reverse proxy whose X-Forwarded-For is believed for the client's address
+    /// (sign-in limits, the default password's loopback-only rule). Repeatable. Without it
+    /// X-Forwarded-For is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "IDRA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
 
     /// Run no agent in this process (single mode runs one by default).
     #[arg(long, env = "IDRA_NO_AGENT")]

@@ -1,5 +1,7 @@
 //! The whole HTTP surface, built by a function so tests drive it without a socket.
 
+use std::sync::Arc;
+
 use axum::Router;
 use idra_app::{shell, App};
 use idra_core::service::Services;
@@ -9,15 +11,54 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::security::{refuse_foreign_origin, require_login_for_pages};
+use crate::security::{
+    refuse_foreign_origin, refuse_unknown_host, require_login_for_pages, resolve_client,
+    AllowedHosts, TrustedProxies,
+};
 use crate::session_store::StoreSessions;
 
 pub struct RouterConfig {
+    /// Leptos' options; their `site_addr` is the address the server listens on.
     pub leptos: LeptosOptions,
-    /// Marks the session cookie `Secure`: set when users reach the server over https.
-    pub secure_cookies: bool,
+    /// Where users reach the server (`--public-url`): its host is one of the server's names,
+    /// and https there marks the session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// Further names the server answers to (`--allowed-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Bearer token the lock service requires, if any.
     pub lock_token: Option<String>,
+}
+
+impl RouterConfig {
+    /// No public URL, no extra names, no trusted proxy, no lock token.
+    pub fn new(leptos: LeptosOptions) -> Self {
+        Self {
+            leptos,
+            public_url: None,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            lock_token: None,
+        }
+    }
+
+    /// Users reach the server over https.
+    pub fn https(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| {
+            u.get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        })
+    }
+
+    /// The names the server answers to; `Err` when `--public-url` is no http(s) URL.
+    pub fn allowed_hosts(&self) -> Result<AllowedHosts, String> {
+        AllowedHosts::new(
+            self.leptos.site_addr,
+            self.public_url.as_deref(),
+            &self.allowed_hosts,
+        )
+    }
 }
 
 /// Leptos options from the environment cargo-leptos sets, with our defaults, so the binary
@@ -33,7 +74,16 @@ pub fn leptos_options(site_root: &str, listen: std::net::SocketAddr) -> LeptosOp
         .build()
 }
 
+/// Panics when `config.public_url` is not an http(s) URL: check with
+/// [`RouterConfig::allowed_hosts`] first (as `run` does).
 pub fn router(services: Services, config: RouterConfig) -> Router {
+    let allowed_hosts = Arc::new(
+        config
+            .allowed_hosts()
+            .unwrap_or_else(|e| panic!("invalid router configuration: {e}")),
+    );
+    let trusted_proxies = Arc::new(TrustedProxies(config.trusted_proxies.clone()));
+    let secure_cookies = config.https();
     let routes = generate_route_list(App);
     let leptos = config.leptos;
     let context = services.clone();
@@ -45,18 +95,15 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos);
 
-    let sessions = SessionManagerLayer::new(StoreSessions::new(
-        services.store.clone(),
-        services.keys.clone(),
-    ))
-    .with_name("idra_session")
-    .with_http_only(true)
-    .with_same_site(SameSite::Lax)
-    .with_secure(config.secure_cookies)
-    .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
-    // Without it a session is saved only when changed, so "inactivity" would count from
-    // sign-in. The store writes at most one touch per `TOUCH_EVERY` (session_store.rs).
-    .with_always_save(true);
+    let sessions = SessionManagerLayer::new(StoreSessions::new(services.clone()))
+        .with_name("idra_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
+        // Without it a session is saved only when changed, so "inactivity" would count from
+        // sign-in. The store writes at most one touch per `TOUCH_EVERY` (session_store.rs).
+        .with_always_save(true);
 
     Router::new()
         .nest("/api/v1", crate::api::router(services.clone()))
@@ -75,4 +122,13 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
         ))
         .layer(axum::middleware::from_fn(refuse_foreign_origin))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            resolve_client,
+        ))
+        // Outermost: a request for another name touches nothing, sessions included.
+        .layer(axum::middleware::from_fn_with_state(
+            allowed_hosts,
+            refuse_unknown_host,
+        ))
 }

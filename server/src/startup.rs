@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use axum::Router;
-use leptos::config::LeptosOptions;
 
 use idra_core::secret::Cipher;
 use idra_core::service::Services;
@@ -25,6 +24,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         .clone()
         .or_else(|| std::env::var("LEPTOS_SITE_ROOT").ok())
         .unwrap_or_else(|| "target/site".into());
+    let config = RouterConfig {
+        leptos: leptos_options(&site_root, listen),
+        public_url: cli.public_url.clone(),
+        allowed_hosts: cli.allowed_host.clone(),
+        trusted_proxies: cli.trusted_proxy.clone(),
+        lock_token: cli.lock_token.clone(),
+    };
+    // A bad --public-url stops the start here, before anything is opened.
+    config.allowed_hosts()?;
     if !Path::new(&site_root).join("pkg").exists() {
         tracing::warn!(
             "no UI assets in {site_root}/pkg: pages will render but not hydrate; build them with `make run` (or `cargo leptos build`)"
@@ -81,12 +89,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Some(tokio::spawn(agent.run(agent_stop_rx)))
     };
 
-    let app = app(
-        services,
-        leptos_options(&site_root, listen),
-        cli.public_url.as_deref(),
-        cli.lock_token.clone(),
-    );
+    let app = app(services, config);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}; pass --listen with a free address"))?
@@ -121,26 +124,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// The router `run` serves, built here so tests drive exactly what users reach.
-/// `public_url` is where users reach the server: https there makes the session cookie
-/// `Secure` and adds HSTS.
-pub(crate) fn app(
-    services: Services,
-    leptos: LeptosOptions,
-    public_url: Option<&str>,
-    lock_token: Option<String>,
-) -> Router {
-    let https = public_url.is_some_and(|u| {
-        u.get(..8)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-    });
-    let routes = router(
-        services,
-        RouterConfig {
-            leptos,
-            secure_cookies: https,
-            lock_token,
-        },
-    );
+/// An https `public_url` makes the session cookie `Secure` and adds HSTS.
+pub(crate) fn app(services: Services, config: RouterConfig) -> Router {
+    let https = config.https();
+    let routes = router(services, config);
     // Same test as leptos' AutoReload: the page then carries the live-reload script.
     let live_reload = std::env::var("LEPTOS_WATCH").is_ok();
     crate::security_headers::apply(routes, https, live_reload)

@@ -13,9 +13,9 @@ pub async fn current_user() -> Result<Option<User>, UiError> {
 pub async fn login(username: String, password: String) -> Result<(), UiError> {
     use super::server;
     let services = server::services()?;
-    let ip = server::client_ip().await;
-    let user = services.login(username.trim(), &password, ip).await?;
-    server::sign_in(&server::session().await?, &user.username).await?;
+    let client = server::client_addr().await;
+    let signed_in = services.login(username.trim(), &password, client).await?;
+    server::sign_in(&server::session().await?, &signed_in).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -35,8 +35,10 @@ pub async fn change_password(
 ) -> Result<(), UiError> {
     use super::server;
     let actor = server::actor().await?;
-    server::services()?
+    let signed_in = server::services()?
         .change_own_password(&actor, current_password, new_password)
         .await?;
+    // The user's other sessions end with the old password; this one carries on.
+    server::sign_in(&server::session().await?, &signed_in).await?;
     Ok(())
 }

@@ -21,3 +21,8 @@ pub use users::*;
 
 /// Session entry holding the signed-in username (shared with the REST API).
 pub const SESSION_USER_KEY: &str = "user";
+/// Session entry holding the user's session epoch at sign-in: when the user's epoch moves
+/// on (new password, new role, deleted), the session ends.
+pub const SESSION_EPOCH_KEY: &str = "epoch";
+/// Session entry holding the sign-in time (Unix seconds): sessions end 7 days after it.
+pub const SESSION_SIGNED_IN_AT_KEY: &str = "signed_in_at";

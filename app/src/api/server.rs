@@ -1,13 +1,11 @@
 //! Server-side helpers for server functions: services, the session and the acting user.
 
-use std::net::{IpAddr, SocketAddr};
-
 use idra_core::model::User;
-use idra_core::service::{ServiceError, Services};
+use idra_core::service::{ClientAddr, ServiceError, Services, SignedIn};
 use leptos::prelude::*;
 use tower_sessions::Session;
 
-use super::{UiError, SESSION_USER_KEY};
+use super::{UiError, SESSION_EPOCH_KEY, SESSION_SIGNED_IN_AT_KEY, SESSION_USER_KEY};
 
 pub fn services() -> Result<Services, UiError> {
     use_context::<Services>()
@@ -46,20 +44,35 @@ pub async fn actor() -> Result<User, UiError> {
         .ok_or_else(|| ServiceError::Unauthenticated.into())
 }
 
-pub async fn client_ip() -> Option<IpAddr> {
-    leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
+/// The client as the server's middleware determined it (peer address, trusted proxies).
+pub async fn client_addr() -> ClientAddr {
+    leptos_axum::extract::<axum::Extension<ClientAddr>>()
         .await
-        .ok()
-        .map(|c| c.0.ip())
+        .map(|e| e.0)
+        .unwrap_or_default()
 }
 
-pub async fn sign_in(session: &Session, username: &str) -> Result<(), UiError> {
-    // A new session id at sign-in defeats session fixation.
-    session.cycle_id().await.map_err(session_err)?;
+/// Makes `session` the signed-in session of `signed_in` (the UI and the REST API alike): a
+/// new id (no session fixation), the user, the user's session epoch and the sign-in time,
+/// which the session store checks on every load.
+pub async fn start_session(
+    session: &Session,
+    signed_in: &SignedIn,
+) -> Result<(), tower_sessions::session::Error> {
+    session.cycle_id().await?;
     session
-        .insert(SESSION_USER_KEY, username.to_string())
+        .insert(SESSION_USER_KEY, signed_in.user.username.clone())
+        .await?;
+    session
+        .insert(SESSION_EPOCH_KEY, signed_in.session_epoch.clone())
+        .await?;
+    session
+        .insert(SESSION_SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp())
         .await
-        .map_err(session_err)
+}
+
+pub async fn sign_in(session: &Session, signed_in: &SignedIn) -> Result<(), UiError> {
+    start_session(session, signed_in).await.map_err(session_err)
 }
 
 pub async fn sign_out(session: &Session) -> Result<(), UiError> {

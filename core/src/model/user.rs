@@ -74,6 +74,11 @@ pub struct UserRecord {
     pub user: User,
     /// argon2id PHC string.
     pub password_hash: String,
+    /// Sessions remember the epoch they were signed in under and end when it changes: it is
+    /// drawn anew when the user is created (so a re-created name never matches an old
+    /// session) and whenever the password or the role changes.
+    #[serde(default)]
+    pub session_epoch: String,
 }
 
 /// Input for creating a user.

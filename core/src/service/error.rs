@@ -10,6 +10,17 @@ pub enum ServiceError {
     BadCredentials,
     #[error("too many failed sign-in attempts; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+    /// Every password-hashing slot stayed busy: the password was not checked.
+    #[error("too many sign-ins at once; try again in {retry_after_secs} seconds")]
+    Busy { retry_after_secs: u64 },
+    /// The right password, but it is still the default one and the client is elsewhere.
+    #[error(
+        "this account still has the default password, so it signs in only from the machine \
+         Idra runs on: sign in there (http://127.0.0.1 on Idra's port, or through an SSH \
+         tunnel) and change the password; or give the first password with IDRA_ADMIN_PASSWORD \
+         when Idra starts on an empty store"
+    )]
+    DefaultPasswordFromAfar,
     #[error("this needs the {needed} role (you are {have}); ask an admin")]
     Forbidden { needed: Role, have: Role },
     #[error(transparent)]

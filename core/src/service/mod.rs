@@ -11,12 +11,15 @@ pub mod probe;
 mod sync_cache;
 mod users;
 
-pub use users::ADMIN_PASSWORD_ENV;
+pub use users::{ClientAddr, SignedIn, ADMIN_PASSWORD_ENV, SESSION_MAX_AGE_SECS};
 
 use std::sync::Arc;
 
 pub use error::ServiceError;
-pub use limiter::LoginLimiter;
+pub use limiter::{
+    Attempt, Clock, LoginLimiter, FREE_FAILURES_PER_IP, MAX_FAILURES_PER_USER, MAX_IP_DELAY, WINDOW,
+};
+pub use password::PasswordHashing;
 
 use crate::model::{Role, User};
 use crate::secret::Cipher;
@@ -29,6 +32,8 @@ pub struct Services {
     pub keys: Keys,
     pub cipher: Cipher,
     pub limiter: Arc<LoginLimiter>,
+    /// Slots for password hashing, one per CPU.
+    pub hashing: Arc<PasswordHashing>,
     /// Connection checks through the connectors (the server provides them).
     pub probe: Option<Arc<dyn probe::Probe>>,
     syncs: Arc<sync_cache::SyncCache>,
@@ -41,6 +46,7 @@ impl Services {
             keys,
             cipher,
             limiter: Arc::new(LoginLimiter::default()),
+            hashing: Arc::new(PasswordHashing::default()),
             probe: None,
             syncs: Arc::default(),
         }

@@ -1,15 +1,40 @@
 //! Users: seeding the first admin, signing in, and management by admins.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{password, require, ServiceError, Services};
 use crate::model::{NewUser, Role, User, UserRecord, ValidationError};
 use crate::store::{decode, encode, Compare, KeyValue, Op, Txn};
 
 pub const ADMIN_PASSWORD_ENV: &str = "IDRA_ADMIN_PASSWORD";
+
+/// A session ends this long after its sign-in, however active it is.
+pub const SESSION_MAX_AGE_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// Where a sign-in comes from, as the server determined it from the connection and the
+/// proxies it was told to trust.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// The client's address: the connection's peer, or what a trusted proxy forwarded.
+    pub ip: Option<IpAddr>,
+    /// The client is on the machine the server runs on: a loopback connection that no proxy
+    /// forwarded on behalf of someone elsewhere.
+    pub this_machine: bool,
+}
+
+/// A successful sign-in: the user, and the session epoch the session must record.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub session_epoch: String,
+}
+
+/// A fresh session epoch: random, so that no earlier session of the name can match it.
+fn new_epoch() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
 
 impl Services {
     /// On the very first start, creates `admin` with `IDRA_ADMIN_PASSWORD` or "admin".
@@ -35,7 +60,8 @@ impl Services {
                 default_password,
                 created_at: Utc::now(),
             },
-            password_hash: password::hash(password).await,
+            password_hash: self.hashing.hash(password).await,
+            session_epoch: new_epoch(),
         };
         let key = self.keys.user("admin");
         let resp = self
@@ -52,35 +78,78 @@ impl Services {
         Ok(resp.succeeded)
     }
 
-    /// Checks a sign-in. Every failure gives the same message.
+    /// Checks a sign-in. Every wrong username or password gives the same message.
+    ///
+    /// The attempt is counted before the password is checked (see `limiter`), and the check
+    /// waits for one of the hashing slots. The default password signs in only from this
+    /// machine.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<User, ServiceError> {
-        if let Err(retry_after_secs) = self.limiter.check(username, ip, Instant::now()) {
-            return Err(ServiceError::RateLimited { retry_after_secs });
-        }
+        client: ClientAddr,
+    ) -> Result<SignedIn, ServiceError> {
+        let attempt = self
+            .limiter
+            .reserve(username, client.ip)
+            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
         let record = match User::validate_username(username) {
-            Ok(()) => self.user_record(username).await?,
+            Ok(()) => match self.user_record(username).await {
+                Ok(record) => record,
+                Err(e) => {
+                    attempt.void();
+                    return Err(e);
+                }
+            },
             Err(_) => None,
         };
         let phc = match &record {
             Some((r, _)) => r.password_hash.clone(),
             None => password::dummy_hash().await,
         };
-        let ok = password::verify(password.to_string(), phc).await && record.is_some();
+        let Some(ok) = self.hashing.verify_sign_in(password.to_string(), phc).await else {
+            attempt.void();
+            return Err(ServiceError::Busy {
+                retry_after_secs: 1,
+            });
+        };
         match (ok, record) {
+            (true, Some((r, _))) if r.user.default_password && !client.this_machine => {
+                // Counted as a failure: it must not become a free password oracle either.
+                drop(attempt);
+                Err(ServiceError::DefaultPasswordFromAfar)
+            }
             (true, Some((r, _))) => {
-                self.limiter.record_success(username);
-                Ok(r.user)
+                attempt.succeeded();
+                Ok(SignedIn {
+                    user: r.user,
+                    session_epoch: r.session_epoch,
+                })
             }
-            _ => {
-                self.limiter.record_failure(username, ip, Instant::now());
-                Err(ServiceError::BadCredentials)
-            }
+            // The attempt stays counted.
+            _ => Err(ServiceError::BadCredentials),
         }
+    }
+
+    /// Whether a session signed in as `username` under `epoch` at `signed_in_at` (Unix
+    /// seconds) still holds at `now`: the user exists, nothing ended their sessions since
+    /// (new password, new role, deleted and maybe re-created), and it is younger than
+    /// [`SESSION_MAX_AGE_SECS`].
+    pub async fn session_holds(
+        &self,
+        username: &str,
+        epoch: &str,
+        signed_in_at: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ServiceError> {
+        let age = now.timestamp().saturating_sub(signed_in_at);
+        if !(0..SESSION_MAX_AGE_SECS).contains(&age) {
+            return Ok(false);
+        }
+        Ok(self
+            .user_record(username)
+            .await?
+            .is_some_and(|(r, _)| r.session_epoch == epoch))
     }
 
     /// The user a session belongs to, if it still exists.
@@ -128,7 +197,8 @@ impl Services {
                 default_password: false,
                 created_at: Utc::now(),
             },
-            password_hash: password::hash(new.password).await,
+            password_hash: self.hashing.hash(new.password).await,
+            session_epoch: new_epoch(),
         };
         let key = self.keys.user(&new.username);
         let resp = self
@@ -149,7 +219,8 @@ impl Services {
         Ok(record.user)
     }
 
-    /// Changes a role. Demoting the last admin is refused.
+    /// Changes a role. Demoting the last admin is refused. A new role ends the user's
+    /// sessions.
     pub async fn set_role(
         &self,
         actor: &User,
@@ -158,10 +229,14 @@ impl Services {
     ) -> Result<User, ServiceError> {
         require(actor, Role::Admin)?;
         self.update_user(username, |r| {
-            r.user.role = role;
+            if r.user.role != role {
+                r.user.role = role;
+                r.session_epoch = new_epoch();
+            }
             Ok(())
         })
         .await
+        .map(|r| r.user)
     }
 
     pub async fn set_email(
@@ -177,9 +252,10 @@ impl Services {
             Ok(())
         })
         .await
+        .map(|r| r.user)
     }
 
-    /// An admin sets someone's password.
+    /// An admin sets someone's password, which ends that user's sessions.
     pub async fn reset_password(
         &self,
         actor: &User,
@@ -188,44 +264,60 @@ impl Services {
     ) -> Result<User, ServiceError> {
         require(actor, Role::Admin)?;
         User::validate_password("password", &new_password)?;
-        let hash = password::hash(new_password).await;
+        let hash = self.hashing.hash(new_password).await;
         self.update_user(username, |r| {
             r.password_hash = hash;
             r.user.default_password = false;
+            r.session_epoch = new_epoch();
             Ok(())
         })
         .await
+        .map(|r| r.user)
     }
 
-    /// Anyone changes their own password, proving they know the current one.
+    /// Anyone changes their own password, proving they know the current one. Their other
+    /// sessions end; the caller moves the session that made the change to the returned
+    /// epoch.
     pub async fn change_own_password(
         &self,
         actor: &User,
         current: String,
         new_password: String,
-    ) -> Result<User, ServiceError> {
+    ) -> Result<SignedIn, ServiceError> {
         User::validate_password("new_password", &new_password)?;
         let (record, _) = self
             .user_record(&actor.username)
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        if !password::verify(current, record.password_hash).await {
+        // Guesses of the current password (from a stolen session, say) count like sign-ins.
+        let attempt = self
+            .limiter
+            .reserve(&actor.username, None)
+            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
+        if !self.hashing.verify(current, record.password_hash).await {
             return Err(
                 ValidationError::new("current_password", "is not your current password").into(),
             );
         }
+        attempt.succeeded();
         if new_password == "admin" {
             return Err(
                 ValidationError::new("new_password", "must differ from the default").into(),
             );
         }
-        let hash = password::hash(new_password).await;
-        self.update_user(&actor.username, |r| {
-            r.password_hash = hash;
-            r.user.default_password = false;
-            Ok(())
+        let hash = self.hashing.hash(new_password).await;
+        let updated = self
+            .update_user(&actor.username, |r| {
+                r.password_hash = hash;
+                r.user.default_password = false;
+                r.session_epoch = new_epoch();
+                Ok(())
+            })
+            .await?;
+        Ok(SignedIn {
+            user: updated.user,
+            session_epoch: updated.session_epoch,
         })
-        .await
     }
 
     /// Deletes a user: never yourself, never the last admin.
@@ -258,8 +350,8 @@ impl Services {
                 "users changed while deleting; reload and try again".into(),
             ));
         }
-        // Sessions of the deleted user stop working at their next request: every request
-        // loads the user afresh.
+        // Sessions of the deleted user stop working at their next request: they find no user,
+        // and a user created later under the same name has another session epoch.
         Ok(())
     }
 
@@ -287,7 +379,7 @@ impl Services {
         &self,
         username: &str,
         change: impl FnOnce(&mut UserRecord) -> Result<(), ServiceError>,
-    ) -> Result<User, ServiceError> {
+    ) -> Result<UserRecord, ServiceError> {
         let all = self.all_user_records().await?;
         let (record, kv) = all
             .iter()
@@ -312,6 +404,158 @@ impl Services {
                 "this user changed meanwhile; reload and try again".into(),
             ));
         }
-        Ok(updated.user)
+        Ok(updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Cipher;
+    use crate::store::{EmbeddedStore, Keys};
+    use std::sync::Arc;
+
+    async fn services() -> (Services, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store"))
+            .await
+            .unwrap();
+        let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
+        let s = Services::new(Arc::new(store), Keys::default(), cipher);
+        assert!(s.bootstrap(Some("admin-password-1".into())).await.unwrap());
+        (s, dir)
+    }
+
+    const HERE: ClientAddr = ClientAddr {
+        ip: None,
+        this_machine: true,
+    };
+
+    async fn holds(s: &Services, name: &str, signed_in: &SignedIn) -> bool {
+        s.session_holds(
+            name,
+            &signed_in.session_epoch,
+            Utc::now().timestamp(),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_session_epoch_moves_with_password_role_and_re_creation() {
+        let (s, _dir) = services().await;
+        let admin = s.login("admin", "admin-password-1", HERE).await.unwrap();
+        let new = NewUser {
+            username: "ana".into(),
+            password: "first-password-1".into(),
+            role: Role::Editor,
+            email: String::new(),
+        };
+        s.create_user(&admin.user, new.clone()).await.unwrap();
+        let ana = s.login("ana", "first-password-1", HERE).await.unwrap();
+        assert!(holds(&s, "ana", &ana).await);
+
+        // What does not end sessions: a new email, the same role again.
+        s.set_email(&admin.user, "ana", "ana@example.com".into())
+            .await
+            .unwrap();
+        s.set_role(&admin.user, "ana", Role::Editor).await.unwrap();
+        assert!(holds(&s, "ana", &ana).await);
+
+        s.set_role(&admin.user, "ana", Role::Viewer).await.unwrap();
+        assert!(!holds(&s, "ana", &ana).await, "a new role");
+        let ana = s.login("ana", "first-password-1", HERE).await.unwrap();
+        s.reset_password(&admin.user, "ana", "second-password-2".into())
+            .await
+            .unwrap();
+        assert!(!holds(&s, "ana", &ana).await, "a reset password");
+        let ana = s.login("ana", "second-password-2", HERE).await.unwrap();
+        let changed = s
+            .change_own_password(
+                &ana.user,
+                "second-password-2".into(),
+                "third-password-3".into(),
+            )
+            .await
+            .unwrap();
+        assert!(!holds(&s, "ana", &ana).await, "a changed password");
+        assert!(
+            holds(&s, "ana", &changed).await,
+            "the epoch it returns holds"
+        );
+
+        s.delete_user(&admin.user, "ana").await.unwrap();
+        assert!(!holds(&s, "ana", &changed).await, "deleted");
+        s.create_user(&admin.user, new).await.unwrap();
+        assert!(!holds(&s, "ana", &changed).await, "re-created");
+        assert!(holds(&s, "admin", &admin).await, "others keep theirs");
+    }
+
+    #[tokio::test]
+    async fn a_session_holds_for_seven_days_after_sign_in() {
+        let (s, _dir) = services().await;
+        let admin = s.login("admin", "admin-password-1", HERE).await.unwrap();
+        let now = Utc::now();
+        let at =
+            |age: i64| s.session_holds("admin", &admin.session_epoch, now.timestamp() - age, now);
+        assert!(at(SESSION_MAX_AGE_SECS - 60).await.unwrap());
+        assert!(!at(SESSION_MAX_AGE_SECS).await.unwrap());
+        assert!(!at(-3600).await.unwrap(), "signed in in the future");
+    }
+
+    /// Parallel guesses are counted before their (slow) check: at most 5 passwords are
+    /// checked, the others are refused without one.
+    #[tokio::test]
+    async fn parallel_guesses_are_counted_before_they_are_checked() {
+        let (s, _dir) = services().await;
+        let guesses = (0..32).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let client = ClientAddr {
+                    ip: Some("198.51.100.7".parse().unwrap()),
+                    this_machine: false,
+                };
+                s.login("admin", &format!("guess-{i}"), client).await
+            })
+        });
+        let mut wrong = 0;
+        for g in guesses.collect::<Vec<_>>() {
+            match g.await.unwrap() {
+                Err(ServiceError::BadCredentials) => wrong += 1,
+                Err(ServiceError::RateLimited { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(wrong, 5);
+        assert_eq!(s.hashing.verifications(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_default_password_signs_in_only_from_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store"))
+            .await
+            .unwrap();
+        let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
+        let s = Services::new(Arc::new(store), Keys::default(), cipher);
+        s.bootstrap(None).await.unwrap();
+        let afar = ClientAddr {
+            ip: Some("198.51.100.7".parse().unwrap()),
+            this_machine: false,
+        };
+        assert!(matches!(
+            s.login("admin", "admin", afar).await,
+            Err(ServiceError::DefaultPasswordFromAfar)
+        ));
+        assert!(matches!(
+            s.login("admin", "wrong", afar).await,
+            Err(ServiceError::BadCredentials)
+        ));
+        let here = s.login("admin", "admin", HERE).await.unwrap();
+        s.change_own_password(&here.user, "admin".into(), "a-better-password".into())
+            .await
+            .unwrap();
+        s.login("admin", "a-better-password", afar).await.unwrap();
     }
 }

@@ -3,7 +3,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use idra_app::api::SESSION_USER_KEY;
 use idra_core::model::User;
-use idra_core::service::{ServiceError, Services};
+use idra_core::service::{ClientAddr, ServiceError, Services};
 use tower_sessions::Session;
 
 use super::ApiError;
@@ -39,19 +39,21 @@ impl FromRequestParts<Services> for Actor {
     }
 }
 
-/// The client's address when the server was started with connect info (tests without a
-/// socket have none; rate limiting then applies per user only).
-pub struct ClientIp(pub Option<std::net::IpAddr>);
+/// Where the request comes from, as `security::resolve_client` determined it (the peer
+/// address, or what a trusted proxy forwarded). Without connect info (tests that build no
+/// socket) the address is unknown and the client is not on this machine.
+pub struct Client(pub ClientAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
+        Ok(Client(
             parts
                 .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ClientAddr>()
+                .copied()
+                .unwrap_or_default(),
         ))
     }
 }

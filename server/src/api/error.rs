@@ -51,7 +51,10 @@ impl From<ServiceError> for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ServiceError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Forbidden { .. } | ServiceError::DefaultPasswordFromAfar => {
+                StatusCode::FORBIDDEN
+            }
             ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
@@ -62,7 +65,8 @@ impl From<ServiceError> for ApiError {
             tracing::error!(error = %s, "store failure in API request");
         }
         let retry_after = match &e {
-            ServiceError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ServiceError::RateLimited { retry_after_secs }
+            | ServiceError::Busy { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         let message = match &e {

@@ -1,13 +1,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use idra_app::api::SESSION_USER_KEY;
 use idra_core::model::User;
 use idra_core::service::Services;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::ClientIp;
+use super::auth::Client;
 use super::error::ErrorBody;
 use super::json::ApiJson;
 use super::{Actor, ApiError};
@@ -26,20 +25,20 @@ fn session_failed(e: tower_sessions::session::Error) -> ApiError {
     )
 }
 
-#[utoipa::path(post, path = "/session", tag = "session", request_body = Credentials, security(()), responses((status = 200, description = "signed in; the `idra_session` cookie is set", body = User), (status = 400, body = ErrorBody), (status = 401, description = "wrong username or password", body = ErrorBody), (status = 429, description = "too many failed attempts; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/session", tag = "session", request_body = Credentials, security(()), responses((status = 200, description = "signed in; the `idra_session` cookie is set", body = User), (status = 400, body = ErrorBody), (status = 401, description = "wrong username or password", body = ErrorBody), (status = 403, description = "the default password, from another machine than the server's", body = ErrorBody), (status = 429, description = "too many failed attempts; see Retry-After", body = ErrorBody), (status = 503, description = "too many sign-ins at once; see Retry-After", body = ErrorBody)))]
 pub async fn sign_in(
     State(services): State<Services>,
-    ClientIp(ip): ClientIp,
+    Client(client): Client,
     session: Session,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<Json<User>, ApiError> {
-    let user = services.login(c.username.trim(), &c.password, ip).await?;
-    session.cycle_id().await.map_err(session_failed)?;
-    session
-        .insert(SESSION_USER_KEY, user.username.clone())
+    let signed_in = services
+        .login(c.username.trim(), &c.password, client)
+        .await?;
+    idra_app::api::server::start_session(&session, &signed_in)
         .await
         .map_err(session_failed)?;
-    Ok(Json(user))
+    Ok(Json(signed_in.user))
 }
 
 #[utoipa::path(delete, path = "/session", tag = "session", security(()), responses((status = 204, description = "signed out")))]

@@ -1,18 +1,28 @@
 //! The HTTP surface driven in-process with `oneshot`, over a real embedded store.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use idra_core::secret::Cipher;
-use idra_core::service::Services;
+use idra_core::service::{
+    LoginLimiter, PasswordHashing, Services, FREE_FAILURES_PER_IP, MAX_FAILURES_PER_USER,
+};
 use idra_core::store::{EmbeddedStore, Keys, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::{leptos_options, router, RouterConfig};
+
+/// The connection's peer address, as `run` provides it (`into_make_service_with_connect_info`).
+fn peer(ip: &str) -> ConnectInfo<SocketAddr> {
+    ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 40_000))
+}
 
 struct App {
     router: Router,
@@ -21,6 +31,15 @@ struct App {
 }
 
 async fn app_with(admin_password: Option<&str>) -> App {
+    app_setup(admin_password, |_, _| {}).await
+}
+
+/// The app after `setup` changed its services (the limiter's clock, the hashing slots) or
+/// its options (trusted proxies).
+async fn app_setup(
+    admin_password: Option<&str>,
+    setup: impl FnOnce(&mut Services, &mut RouterConfig),
+) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         EmbeddedStore::open(&dir.path().join("store"))
@@ -28,21 +47,19 @@ async fn app_with(admin_password: Option<&str>) -> App {
             .unwrap(),
     );
     let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
-    let services = Services::new(store, Keys::default(), cipher)
+    let mut services = Services::new(store, Keys::default(), cipher)
         .with_probe(Arc::new(idra_agent::probe::ConnectorProbe));
     assert!(services
         .bootstrap(admin_password.map(String::from))
         .await
         .unwrap());
     let site = dir.path().join("site");
-    let router = router(
-        services.clone(),
-        RouterConfig {
-            leptos: leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
-            secure_cookies: false,
-            lock_token: None,
-        },
-    );
+    let mut config = RouterConfig::new(leptos_options(
+        site.to_str().unwrap(),
+        "127.0.0.1:3000".parse().unwrap(),
+    ));
+    setup(&mut services, &mut config);
+    let router = router(services.clone(), config);
     App {
         router,
         services,
@@ -75,6 +92,36 @@ impl Resp {
     }
 }
 
+async fn send_to(router: Router, mut req: Request<Body>) -> Resp {
+    if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+        req.extensions_mut().insert(peer("127.0.0.1"));
+    }
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// `POST /api/v1/session` from the client at `ip`.
+fn sign_in_request(ip: &str, user: &str, password: &str) -> Request<Body> {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/session")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"username": user, "password": password}).to_string(),
+        ))
+        .unwrap();
+    req.extensions_mut().insert(peer(ip));
+    req
+}
+
 impl App {
     async fn call(
         &self,
@@ -101,15 +148,18 @@ impl App {
                 .unwrap(),
             None => req.body(Body::empty()).unwrap(),
         };
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        self.send(req).await
+    }
+
+    /// Sends a request as it arrives from a connection: from `127.0.0.1` unless the request
+    /// already carries a peer address (see [`peer`]).
+    async fn send(&self, req: Request<Body>) -> Resp {
+        send_to(self.router.clone(), req).await
+    }
+
+    /// One login attempt from the client at `ip`, whatever its outcome.
+    async fn try_sign_in_from(&self, ip: &str, user: &str, password: &str) -> Resp {
+        self.send(sign_in_request(ip, user, password)).await
     }
 
     /// One login attempt, whatever its outcome.
@@ -347,7 +397,12 @@ async fn the_last_admin_and_yourself_cannot_be_removed() {
         )
         .await;
     assert_eq!(demote.status, StatusCode::OK, "{}", demote.body);
-    // admin is an editor now: its session loses user management at once.
+    // admin is an editor now, and a new role ends the user's sessions, this one included.
+    let list = app
+        .call("GET", "/api/v1/users", Some(&admin), None, None)
+        .await;
+    assert_eq!(list.status, StatusCode::UNAUTHORIZED);
+    let admin = app.sign_in("admin", "admin").await;
     let list = app
         .call("GET", "/api/v1/users", Some(&admin), None, None)
         .await;
@@ -469,12 +524,18 @@ async fn pages_need_a_session_and_login_renders_on_the_server() {
 async fn changing_the_default_password_removes_the_banner() {
     let app = app().await;
     let cookie = app.sign_in("admin", "admin").await;
-    let admin = app.services.user("admin").await.unwrap().unwrap();
-    app.services
-        .change_own_password(&admin, "admin".into(), "a-better-password".into())
-        .await
-        .unwrap();
+    let changed = server_fn(
+        &app,
+        "/api/change_password",
+        &cookie,
+        "current_password=admin&new_password=a-better-password",
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let cookie = changed.cookie();
     let dash = app.call("GET", "/", Some(&cookie), None, None).await;
+    assert_eq!(dash.status, StatusCode::OK);
+    assert!(dash.body.contains(">Dashboard<"));
     assert!(!dash.body.contains("Change the default password"));
     let old = app.try_sign_in("admin", "admin").await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
@@ -516,11 +577,10 @@ async fn cluster_mode_serves_from_etcd_and_shares_sessions_between_replicas() {
         let site = dir.path().join("site");
         let router = router(
             services.clone(),
-            RouterConfig {
-                leptos: leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
-                secure_cookies: false,
-                lock_token: None,
-            },
+            RouterConfig::new(leptos_options(
+                site.to_str().unwrap(),
+                "127.0.0.1:3000".parse().unwrap(),
+            )),
         );
         (router, services)
     };
@@ -1075,9 +1135,13 @@ async fn served(public_url: Option<&str>) -> App {
     let site = dir.path().join("site");
     let router = crate::startup::app(
         services.clone(),
-        leptos_options(site.to_str().unwrap(), "127.0.0.1:3000".parse().unwrap()),
-        public_url,
-        None,
+        RouterConfig {
+            public_url: public_url.map(String::from),
+            ..RouterConfig::new(leptos_options(
+                site.to_str().unwrap(),
+                "127.0.0.1:3000".parse().unwrap(),
+            ))
+        },
     );
     App {
         router,
@@ -1226,4 +1290,480 @@ async fn a_server_function_without_a_session_answers_401() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("sign in first"), "{body}");
+}
+
+// --- Attacks from the security review (issue 14): each is performed and must be refused.
+
+/// A clock for the sign-in limiter that the test moves forward.
+fn test_clock() -> (idra_core::service::Clock, Arc<std::sync::Mutex<Instant>>) {
+    let now = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let read = now.clone();
+    (Arc::new(move || *read.lock().unwrap()), now)
+}
+
+/// The app with its sign-in limiter on a clock the test moves.
+async fn app_on_clock(admin_password: &str) -> (App, Arc<std::sync::Mutex<Instant>>) {
+    let (clock, now) = test_clock();
+    let app = app_setup(Some(admin_password), |services, _| {
+        services.limiter = Arc::new(LoginLimiter::with_clock(clock));
+    })
+    .await;
+    (app, now)
+}
+
+/// Finding 4: 32 wrong passwords sent at once for one user. The attempts are counted before
+/// the (slow) password check, so at most 5 are checked; the others are refused with 429.
+#[tokio::test]
+async fn parallel_guesses_for_one_user_are_checked_at_most_five_times() {
+    let (app, now) = app_on_clock("right-password-1").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let req = sign_in_request("198.51.100.7", "admin", &format!("guess-{i}"));
+        tasks.spawn(send_to(app.router.clone(), req));
+    }
+    let (mut wrong, mut limited) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap();
+        match r.status {
+            StatusCode::UNAUTHORIZED => {
+                assert_eq!(r.json()["error"], "invalid username or password");
+                wrong += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers.get(header::RETRY_AFTER).is_some(), "{}", r.body);
+                assert!(r.json()["error"].is_string(), "{}", r.body);
+                limited += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert!(wrong <= 5, "{wrong} of 32 parallel guesses were checked");
+    assert_eq!(wrong + limited, 32);
+    let checked = app.services.hashing.verifications();
+    assert!(checked <= 5, "{checked} passwords were checked");
+
+    // The owner, elsewhere, waits out the user's window like everyone else, then gets in.
+    let owner = "203.0.113.5";
+    let early = app
+        .try_sign_in_from(owner, "admin", "right-password-1")
+        .await;
+    assert_eq!(
+        early.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        early.body
+    );
+    let wait: u64 = early.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    *now.lock().unwrap() += Duration::from_secs(wait);
+    let later = app
+        .try_sign_in_from(owner, "admin", "right-password-1")
+        .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+}
+
+/// Finding 4: failures from one address (many users behind one NAT or proxy) slow that
+/// address down; they do not shut everyone behind it out for 15 minutes.
+#[tokio::test]
+async fn failures_from_one_address_slow_it_down_without_locking_it_out() {
+    let (app, now) = app_on_clock("right-password-1").await;
+    let nat = "198.51.100.7";
+    for i in 0..20 {
+        let r = app.try_sign_in_from(nat, &format!("user{i}"), "nope").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let slowed = app.try_sign_in_from(nat, "admin", "right-password-1").await;
+    assert_eq!(
+        slowed.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        slowed.body
+    );
+    let wait: u64 = slowed.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait <= 60,
+        "an address waits at most a minute, not {wait} s"
+    );
+    // Other addresses are not slowed down.
+    let elsewhere = app
+        .try_sign_in_from("203.0.113.5", "admin", "right-password-1")
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.body);
+    // After the delay, the slowed address signs in.
+    *now.lock().unwrap() += Duration::from_secs(wait);
+    let after = app.try_sign_in_from(nat, "admin", "right-password-1").await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+}
+
+/// Finding 4: password checks run in a bounded number of slots (one per CPU). When they
+/// stay busy, a sign-in is answered 503 with Retry-After instead of queueing without end,
+/// and the attempt does not count against the user.
+#[tokio::test]
+async fn sign_ins_beyond_the_hashing_slots_are_told_to_come_back() {
+    let app = app_setup(Some("right-password-1"), |services, _| {
+        services.hashing = Arc::new(PasswordHashing::new(1, Duration::from_millis(20)));
+    })
+    .await;
+    let busy_slot = app.services.hashing.slot().await;
+    for _ in 0..MAX_FAILURES_PER_USER + 1 {
+        let r = app
+            .try_sign_in_from("198.51.100.7", "admin", "right-password-1")
+            .await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert!(r.headers.get(header::RETRY_AFTER).is_some());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("too many sign-ins at once"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(app.services.hashing.verifications(), 0);
+    drop(busy_slot);
+    let r = app
+        .try_sign_in_from("198.51.100.7", "admin", "right-password-1")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// The admin creates `name` with `role`; `name` signs in from two browsers.
+async fn two_sessions_of(app: &App, admin: &str, name: &str, role: &str) -> (String, String) {
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(admin),
+            Some(json!({"username": name, "password": "first-password-1", "role": role})),
+            None,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let one = app.sign_in(name, "first-password-1").await;
+    let two = app.sign_in(name, "first-password-1").await;
+    assert_ne!(one, two);
+    (one, two)
+}
+
+async fn whoami(app: &App, cookie: &str) -> Resp {
+    app.call("GET", "/api/v1/session", Some(cookie), None, None)
+        .await
+}
+
+/// Finding 5: an admin resets a user's password (say, because it leaked): every session of
+/// that user ends.
+#[tokio::test]
+async fn a_password_reset_ends_the_users_sessions() {
+    let app = app_with(Some("admin-password-1")).await;
+    let admin = app.sign_in("admin", "admin-password-1").await;
+    let (one, two) = two_sessions_of(&app, &admin, "ana", "editor").await;
+    let reset = app
+        .call(
+            "PATCH",
+            "/api/v1/users/ana",
+            Some(&admin),
+            Some(json!({"password": "second-password-2"})),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    for cookie in [&one, &two] {
+        let r = whoami(&app, cookie).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_eq!(r.json()["error"], "sign in first");
+    }
+    let page = app.call("GET", "/syncs", Some(&one), None, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "pages ask to sign in");
+    app.sign_in("ana", "second-password-2").await;
+    assert_eq!(
+        whoami(&app, &admin).await.status,
+        StatusCode::OK,
+        "other users keep their sessions"
+    );
+}
+
+/// Finding 5: a role change ends the user's sessions.
+#[tokio::test]
+async fn a_role_change_ends_the_users_sessions() {
+    let app = app_with(Some("admin-password-1")).await;
+    let admin = app.sign_in("admin", "admin-password-1").await;
+    let (one, two) = two_sessions_of(&app, &admin, "ana", "editor").await;
+    let demote = app
+        .call(
+            "PATCH",
+            "/api/v1/users/ana",
+            Some(&admin),
+            Some(json!({"role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::OK, "{}", demote.body);
+    for cookie in [&one, &two] {
+        assert_eq!(whoami(&app, cookie).await.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// Finding 5: a deleted user's cookie does not come back to life when someone else is
+/// later created with the same name.
+#[tokio::test]
+async fn a_recreated_username_does_not_revive_old_sessions() {
+    let app = app_with(Some("admin-password-1")).await;
+    let admin = app.sign_in("admin", "admin-password-1").await;
+    let (one, _) = two_sessions_of(&app, &admin, "ana", "editor").await;
+    let deleted = app
+        .call("DELETE", "/api/v1/users/ana", Some(&admin), None, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(whoami(&app, &one).await.status, StatusCode::UNAUTHORIZED);
+    let again = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": "ana", "password": "another-ana-1", "role": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    let r = whoami(&app, &one).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let users = app
+        .call("GET", "/api/v1/users", Some(&one), None, None)
+        .await;
+    assert_eq!(users.status, StatusCode::UNAUTHORIZED, "{}", users.body);
+}
+
+/// `POST` to a server function of the UI with form-encoded arguments.
+async fn server_fn(app: &App, path: &str, cookie: &str, form: &str) -> Resp {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .unwrap();
+    app.send(req).await
+}
+
+/// Finding 5: changing one's own password (a stolen session is the usual reason) ends one's
+/// other sessions; the session that changed it stays signed in.
+#[tokio::test]
+async fn changing_ones_password_ends_ones_other_sessions() {
+    let app = app_with(Some("admin-password-1")).await;
+    let admin = app.sign_in("admin", "admin-password-1").await;
+    let (one, two) = two_sessions_of(&app, &admin, "ana", "editor").await;
+    let changed = server_fn(
+        &app,
+        "/api/change_password",
+        &one,
+        "current_password=first-password-1&new_password=second-password-2",
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let one = changed.cookie();
+    assert_eq!(whoami(&app, &one).await.status, StatusCode::OK);
+    assert_eq!(whoami(&app, &two).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Rewrites the one stored session's data (to inject a sign-in time).
+async fn edit_the_session(app: &App, edit: impl FnOnce(&mut tower_sessions::session::Record)) {
+    let sessions = app
+        .services
+        .store
+        .list_all(&app.services.keys.sessions())
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    let kv = &sessions[0];
+    let mut record: tower_sessions::session::Record =
+        idra_core::store::decode(&kv.key, &kv.value).unwrap();
+    edit(&mut record);
+    app.services
+        .store
+        .put(
+            &kv.key,
+            idra_core::store::encode(&record),
+            Some(kv.lease).filter(|l| *l != 0),
+        )
+        .await
+        .unwrap();
+}
+
+/// Finding 5: a session ends 7 days after sign-in however busy it is.
+#[tokio::test]
+async fn a_session_ends_seven_days_after_sign_in() {
+    let app = app().await;
+    let cookie = app.sign_in("admin", "admin").await;
+    let days_ago = |d: i64| json!((chrono::Utc::now() - chrono::Duration::days(d)).timestamp());
+    edit_the_session(&app, |r| {
+        r.data.insert("signed_in_at".into(), days_ago(6));
+    })
+    .await;
+    assert_eq!(whoami(&app, &cookie).await.status, StatusCode::OK);
+    edit_the_session(&app, |r| {
+        r.data.insert("signed_in_at".into(), days_ago(8));
+    })
+    .await;
+    let r = whoami(&app, &cookie).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let page = app.call("GET", "/", Some(&cookie), None, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+/// A request with `Host: host` (and the matching `Origin`, as a DNS-rebound page sends).
+fn request_for_host(host: &str, method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, host)
+        .header(header::ORIGIN, format!("http://{host}"));
+    match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    }
+}
+
+/// Finding 6: DNS rebinding. A page on attacker.example whose name now resolves to
+/// 127.0.0.1 talks to the server as a same-origin page: Host and Origin are both
+/// attacker.example. Any Host the server does not know is refused.
+#[tokio::test]
+async fn a_foreign_host_is_refused() {
+    let app = app().await;
+    for (method, uri, body) in [
+        (
+            "POST",
+            "/api/v1/session",
+            Some(json!({"username": "admin", "password": "admin"})),
+        ),
+        ("GET", "/api/v1/health", None),
+        ("GET", "/login", None),
+        ("GET", "/metrics", None),
+    ] {
+        let r = app
+            .send(request_for_host("attacker.example", method, uri, body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{method} {uri}: {}",
+            r.body
+        );
+        assert_eq!(r.json()["field"], "Host");
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains("attacker.example") && error.contains("--public-url"),
+            "{error}"
+        );
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+    }
+    for host in [
+        "127.0.0.1:3000",
+        "localhost:3000",
+        "LocalHost:3000",
+        "[::1]:3000",
+    ] {
+        let r = app
+            .send(request_for_host(host, "GET", "/api/v1/health", None))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{host}: {}", r.body);
+    }
+    let other_port = app
+        .send(request_for_host(
+            "localhost:8080",
+            "GET",
+            "/api/v1/health",
+            None,
+        ))
+        .await;
+    assert_eq!(other_port.status, StatusCode::MISDIRECTED_REQUEST);
+}
+
+/// Finding 6: while admin has the default password, that sign-in works only from the
+/// machine the server runs on.
+#[tokio::test]
+async fn the_default_admin_password_signs_in_only_from_this_machine() {
+    let app = app().await;
+    let remote = app.try_sign_in_from("198.51.100.7", "admin", "admin").await;
+    assert_eq!(remote.status, StatusCode::FORBIDDEN, "{}", remote.body);
+    let error = remote.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("default password"), "{error}");
+    assert!(error.contains("127.0.0.1"), "{error}");
+    // A proxy on this machine that was not declared with --trusted-proxy: the connection is
+    // local, the client is not.
+    let mut proxied = sign_in_request("127.0.0.1", "admin", "admin");
+    proxied
+        .headers_mut()
+        .insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
+    let proxied = app.send(proxied).await;
+    assert_eq!(proxied.status, StatusCode::FORBIDDEN, "{}", proxied.body);
+    // A wrong password gets the usual answer, which tells nothing about the default.
+    let wrong = app
+        .try_sign_in_from("198.51.100.7", "admin", "admin2")
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    for local in ["127.0.0.1", "::1"] {
+        let r = app.try_sign_in_from(local, "admin", "admin").await;
+        assert_eq!(r.status, StatusCode::OK, "{local}: {}", r.body);
+    }
+    let admin = app.services.user("admin").await.unwrap().unwrap();
+    app.services
+        .change_own_password(&admin, "admin".into(), "a-better-password".into())
+        .await
+        .unwrap();
+    let changed = app
+        .try_sign_in_from("198.51.100.7", "admin", "a-better-password")
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+}
+
+/// `X-Forwarded-For` counts only from a proxy named with `--trusted-proxy`: through it, the
+/// limits and the default password's rule apply to the forwarded client; from anyone else
+/// the header is ignored.
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let app = app_setup(None, |_, config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let via = |peer_ip: &str, forwarded: &str| {
+        let mut req = sign_in_request(peer_ip, "admin", "admin");
+        req.headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        req
+    };
+    // Through the trusted local proxy, for a client elsewhere.
+    let r = app.send(via("127.0.0.1", "198.51.100.7")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // A stranger claiming to be forwarded for 127.0.0.1.
+    let r = app.send(via("198.51.100.8", "127.0.0.1")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // The proxy's own machine.
+    let r = app.send(via("127.0.0.1", "127.0.0.1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Limits follow the forwarded client: one client slowed down, not the proxy. (The
+    // refused default-password sign-in above was its first failure.)
+    for i in 1..FREE_FAILURES_PER_IP {
+        let mut req = sign_in_request("127.0.0.1", &format!("user{i}"), "nope");
+        req.headers_mut()
+            .insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        assert_eq!(app.send(req).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.send(via("127.0.0.1", "198.51.100.7")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    let r = app.send(via("127.0.0.1", "127.0.0.1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
