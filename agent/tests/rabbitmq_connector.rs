@@ -162,10 +162,7 @@ async fn deliveries_are_acknowledged_only_after_the_commit() {
     );
 
     // Acknowledged through the batch's end: gone for good.
-    second
-        .acknowledge(&again.end.clone().unwrap())
-        .await
-        .unwrap();
+    second.acknowledge(&again.end).await.unwrap();
     drop(second);
     let third = connectors::open_source(&s).unwrap();
     let none = third

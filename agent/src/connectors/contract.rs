@@ -75,23 +75,34 @@ impl ReadSpec {
 #[derive(Debug, Clone)]
 pub struct ReadBatch {
     pub rows: RecordBatch,
-    /// Where this batch ends, for sources positioned by something other than the rows' key
-    /// (a queue's deliveries, Kafka partition offsets, a change-stream resume token, an
-    /// object key). None: the engine takes the cursor from the last row's key.
-    pub end: Option<Cursor>,
+    /// Where this batch ends: the last row's (timestamp,) key for keyed sources, else what
+    /// positions the source (a queue's deliveries, Kafka partition offsets, a change-stream
+    /// resume token, an object key). Where the read began when it did not move.
+    pub end: Cursor,
     /// False when the source is caught up (for keyed sources: fewer rows than asked).
     pub more: bool,
 }
 
 impl ReadBatch {
-    /// A batch of a keyed source: positioned by its last row, more to come when full.
-    pub fn keyed(rows: RecordBatch, limit: usize) -> Self {
-        let more = rows.num_rows() >= limit;
-        Self {
+    /// A batch of a keyed source: it ends at its last row (where it began when empty), and
+    /// more may follow when it is full.
+    pub fn keyed(
+        rows: RecordBatch,
+        limit: usize,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+    ) -> Result<Self, ConnectorError> {
+        let n = rows.num_rows();
+        let end = match n {
+            0 => after.clone(),
+            n => super::cursor_at(&rows, columns, n - 1, &spec.key, spec.timestamp.as_deref())?,
+        };
+        Ok(Self {
+            more: n >= limit,
             rows,
-            end: None,
-            more,
-        }
+            end,
+        })
     }
 }
 

@@ -1,7 +1,27 @@
 //! SQL text shared by the SQL connectors: identifier validation and quoting per dialect.
 //! Values never appear here — they are always bound parameters or COPY data.
 
+use chrono::{DateTime, Utc};
+use idra_core::model::Cursor;
+
+use super::types::{Column, ColumnType};
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::values::{parse_uuid, Value};
 use super::ConnectorError;
+
+/// The commit-record table every SQL destination keeps next to the rows (see `Commit`).
+pub const FENCE_TABLE: &str = "_idra_fence";
+
+/// The table a full refresh loads into before swapping it into place.
+pub fn load_table(table: &str) -> String {
+    format!("{table}__idra_load")
+}
+
+/// Where the swap parks the replaced table until it is dropped.
+pub fn old_table(table: &str) -> String {
+    format!("{table}__idra_old")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -67,6 +87,10 @@ pub struct ReadQuery<'a> {
     pub extra: Option<&'a str>,
     /// Bind a settle cutoff after the cursor parameters.
     pub settle: bool,
+    /// SQL literals to write in place of the placeholders, in their order (the cursor's
+    /// values, the cutoff, the limit), for a statement that takes no parameters (Postgres's
+    /// `COPY (query) TO STDOUT`). None: placeholders.
+    pub literals: Option<&'a [String]>,
 }
 
 pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorError> {
@@ -78,7 +102,16 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
         first,
         extra,
         settle,
+        literals,
     } = *q;
+    let param = |n: usize| -> Result<String, ConnectorError> {
+        match literals {
+            None => Ok(d.param(n)),
+            Some(l) => l.get(n - 1).cloned().ok_or_else(|| {
+                ConnectorError::fatal(format!("read query: no value for parameter {n}"))
+            }),
+        }
+    };
     let k = d.quote(key)?;
     // SQLite keeps timestamps as text in whatever format the writer chose, so equal
     // instants can differ as strings: compare and order them through one normal form,
@@ -89,18 +122,18 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
     };
     let (cond, order, next) = match (ts, first) {
         (None, true) => (None, k.clone(), 1),
-        (None, false) => (Some(format!("{k} > {}", d.param(1))), k.clone(), 2),
+        (None, false) => (Some(format!("{k} > {}", param(1)?)), k.clone(), 2),
         (Some(ts), true) => {
             let t = norm(d.quote(ts)?);
             (None, format!("{t}, {k}"), 1)
         }
         (Some(ts), false) => {
             let t = norm(d.quote(ts)?);
-            let (p1, p2) = (norm(d.param(1)), norm(d.param(2)));
+            let (p1, p2) = (norm(param(1)?), norm(param(2)?));
             (
                 Some(format!(
                     "({t} > {p1} OR ({t} = {p2} AND {k} > {p3}))",
-                    p3 = d.param(3)
+                    p3 = param(3)?
                 )),
                 format!("{t}, {k}"),
                 4,
@@ -110,7 +143,7 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
     let mut next = next;
     let mut conds: Vec<String> = cond.into_iter().chain(extra.map(String::from)).collect();
     if let (true, Some(ts)) = (settle, ts) {
-        conds.push(format!("{} < {}", norm(d.quote(ts)?), norm(d.param(next))));
+        conds.push(format!("{} < {}", norm(d.quote(ts)?), norm(param(next)?)));
         next += 1;
     }
     let filter = if conds.is_empty() {
@@ -121,11 +154,11 @@ pub fn read_query(d: Dialect, q: &ReadQuery<'_>) -> Result<String, ConnectorErro
     Ok(match d {
         Dialect::SqlServer => format!(
             "SELECT TOP ({}) {select} FROM {inner}{filter} ORDER BY {order}",
-            d.param(next)
+            param(next)?
         ),
         _ => format!(
             "SELECT {select} FROM {inner}{filter} ORDER BY {order} LIMIT {}",
-            d.param(next)
+            param(next)?
         ),
     })
 }
@@ -276,6 +309,97 @@ pub fn commit_record(
     })
 }
 
+/// A cursor bound as a read query expects it: one value per placeholder, each with the type
+/// of the column it is compared with.
+pub struct CursorParam {
+    pub value: CursorValue,
+    pub ty: ColumnType,
+}
+
+/// The values a cursor or a settle cutoff can hold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorValue {
+    Int(i64),
+    Text(String),
+    Uuid([u8; 16]),
+    Date(NaiveDate),
+    Timestamp(NaiveDateTime),
+    TimestampTz(DateTime<Utc>),
+}
+
+impl From<CursorValue> for Value {
+    fn from(v: CursorValue) -> Value {
+        match v {
+            CursorValue::Int(i) => Value::Int(i),
+            CursorValue::Text(s) => Value::Text(s),
+            CursorValue::Uuid(u) => Value::Uuid(u),
+            CursorValue::Date(d) => Value::Date(d),
+            CursorValue::Timestamp(t) => Value::Timestamp(t),
+            CursorValue::TimestampTz(t) => Value::TimestampTz(t),
+        }
+    }
+}
+
+/// The values a read query (see [`read_query`]) binds for `after`, in order: the last id
+/// for an id cursor; the last timestamp twice and then the last key for a timestamp cursor.
+/// Every SQL source binds these; only how its driver binds a value differs.
+pub fn cursor_params(
+    after: &Cursor,
+    key: &Column,
+    ts: Option<&Column>,
+) -> Result<Vec<CursorParam>, ConnectorError> {
+    let param = |value, ty| CursorParam { value, ty };
+    match (after, ts) {
+        (Cursor::Start, _) => Ok(Vec::new()),
+        (Cursor::Id { last_id }, None) => Ok(vec![param(CursorValue::Int(*last_id), key.ty)]),
+        (Cursor::Timestamp { last_ts, last_key }, Some(ts)) => {
+            let at = time_param(*last_ts, ts.ty);
+            Ok(vec![
+                param(at.clone(), ts.ty),
+                param(at, ts.ty),
+                param(key_value(last_key, key)?, key.ty),
+            ])
+        }
+        (Cursor::Timestamp { .. }, None) => Err(ConnectorError::fatal(
+            "the offset is a timestamp cursor but the sync has no timestamp column; reset the sync's offset",
+        )),
+        (other, _) => Err(ConnectorError::fatal(format!(
+            "the offset ({}) does not fit this sync's mode; reset the sync's offset",
+            other.describe()
+        ))),
+    }
+}
+
+/// An instant as a value of a column of type `ty` (the settle cutoff, a cursor's time).
+pub fn time_param(t: DateTime<Utc>, ty: ColumnType) -> CursorValue {
+    match ty {
+        ColumnType::Date => CursorValue::Date(t.date_naive()),
+        ColumnType::TimestampTz => CursorValue::TimestampTz(t),
+        _ => CursorValue::Timestamp(t.naive_utc()),
+    }
+}
+
+/// A timestamp cursor's key as a value of the key column.
+fn key_value(last_key: &str, key: &Column) -> Result<CursorValue, ConnectorError> {
+    if key.ty.is_integer() {
+        let id = last_key.parse().map_err(|_| {
+            ConnectorError::fatal(format!(
+                "the offset's key `{last_key}` is not an integer; reset the sync's offset"
+            ))
+        })?;
+        return Ok(CursorValue::Int(id));
+    }
+    if key.ty == ColumnType::Uuid {
+        let u = parse_uuid(last_key).ok_or_else(|| {
+            ConnectorError::fatal(format!(
+                "the offset's key `{last_key}` is not a UUID; reset the sync's offset"
+            ))
+        })?;
+        return Ok(CursorValue::Uuid(u));
+    }
+    Ok(CursorValue::Text(last_key.to_string()))
+}
+
 /// The error for a writer whose token is older than the destination's.
 pub fn fenced_off(sync_id: &str, stored: i64, mine: i64) -> ConnectorError {
     ConnectorError::fatal(format!(
@@ -286,6 +410,47 @@ pub fn fenced_off(sync_id: &str, stored: i64, mine: i64) -> ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_take_the_placeholders_places_in_order() {
+        let literals = [
+            "E'a''b'".to_string(),
+            "E'a''b'".into(),
+            "(7)".into(),
+            "100".into(),
+        ];
+        let q = read_query(
+            Dialect::Postgres,
+            &ReadQuery {
+                select: "\"id\"",
+                inner: "\"t\"",
+                key: "id",
+                ts: Some("ts"),
+                first: false,
+                extra: None,
+                settle: false,
+                literals: Some(&literals),
+            },
+        )
+        .unwrap();
+        assert_eq!(q, "SELECT \"id\" FROM \"t\" WHERE (\"ts\" > E'a''b' OR (\"ts\" = E'a''b' AND \"id\" > (7))) ORDER BY \"ts\", \"id\" LIMIT 100");
+    }
+
+    #[test]
+    fn too_few_literals_is_an_error_not_a_placeholder() {
+        let literals = ["(7)".to_string()];
+        let q = ReadQuery {
+            select: "\"id\"",
+            inner: "\"t\"",
+            key: "id",
+            ts: None,
+            first: false,
+            extra: None,
+            settle: false,
+            literals: Some(&literals),
+        };
+        assert!(read_query(Dialect::Postgres, &q).is_err());
+    }
 
     #[test]
     fn quoting_per_dialect() {
@@ -310,6 +475,7 @@ mod tests {
                 first: false,
                 extra: None,
                 settle: false,
+                literals: None,
             },
         )
         .unwrap();
@@ -327,6 +493,7 @@ mod tests {
                 first: false,
                 extra: None,
                 settle: false,
+                literals: None,
             },
         )
         .unwrap();
@@ -344,6 +511,7 @@ mod tests {
                 first: false,
                 extra: None,
                 settle: false,
+                literals: None,
             },
         )
         .unwrap();
@@ -361,6 +529,7 @@ mod tests {
                 first: true,
                 extra: Some("x"),
                 settle: false,
+                literals: None,
             },
         )
         .unwrap();
@@ -398,6 +567,7 @@ mod tests {
                 first: false,
                 extra: None,
                 settle: true,
+                literals: None,
             },
         )
         .unwrap();
@@ -412,6 +582,7 @@ mod tests {
                 first: true,
                 extra: None,
                 settle: true,
+                literals: None,
             },
         )
         .unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use idra_core::model::{Offset, RunRecord, SyncStatus};
+use idra_core::model::{Offset, RunOutcome, RunRecord, SyncStatus};
 use idra_core::store::{decode, encode, Keys, LockGuard, Op, Store, Txn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -181,7 +181,7 @@ impl OffsetStore for StoreOffsets {
             .await
             .map_err(store_err)?;
         prune(self.store.as_ref(), &prefix, KEEP_RUNS).await?;
-        if run.outcome != "ok" {
+        if run.outcome != RunOutcome::Ok {
             let errors = self.keys.errors();
             self.store
                 .put(
@@ -243,7 +243,7 @@ mod tests {
                 started_at: chrono::Utc::now(),
                 ended_at: chrono::Utc::now(),
                 rows: i as u64,
-                outcome: "ok".into(),
+                outcome: RunOutcome::Ok,
                 message: None,
                 agent: None,
             };

@@ -4,16 +4,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use chrono::Utc;
-use idra_core::model::{Cursor, Offset, SyncConfig, SyncMode, SyncState, SyncStatus, WriteMode};
+use idra_core::model::{
+    Cursor, Offset, RunOutcome, SyncConfig, SyncMode, SyncState, SyncStatus, WriteMode,
+};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::last_per_key::last_per_key;
 use super::offsets::OffsetStore;
 use crate::connectors::types::Column;
 use crate::connectors::{
-    self, cursor_at, Commit, ConnectionSpec, ConnectorError, Destination, ReadSpec, Source,
-    WriteRequest,
+    self, Commit, ConnectionSpec, ConnectorError, Destination, ReadSpec, Source, WriteRequest,
 };
 
 /// Test hook: abort the process right after the N-th destination commit, before the
@@ -86,37 +89,46 @@ impl Runner {
         *self.shutdown.borrow()
     }
 
-    /// Where this run starts. The destination's own commit record wins when it exists: it
-    /// was written in the same transaction as the rows, so it is exactly what is there
-    /// (after a crash between the destination commit and the offset commit, the Store's
-    /// offset is one batch behind; resuming from it would copy that batch twice).
-    async fn start_cursor(
+    /// Where this run starts, read once. The destination's own commit record wins when it
+    /// exists: it was written in the same transaction as the rows, so it is exactly what is
+    /// there (after a crash between the destination commit and the offset commit, the
+    /// Store's offset is one batch behind; resuming from it would copy that batch twice).
+    async fn resolve_start(
         &self,
         dest: &dyn Destination,
-        created: bool,
+        target: &Target,
         columns: &[Column],
         spec: &ReadSpec,
     ) -> Result<Cursor, ConnectorError> {
         let sync = &self.job.sync;
+        let stored = self.offsets.load(&sync.id).await?;
+        let by_offset = matches!(sync.mode, SyncMode::ById | SyncMode::ByTimestamp);
+        if self.job.fence > 0 && !target.overwrite {
+            // Take the destination over before reading where it stands: a paused former
+            // holder can commit nothing from here on, so what we read next is final.
+            let fallback = match &stored {
+                Some(o) if by_offset && !target.created => o.cursor.clone(),
+                _ => Cursor::Start,
+            };
+            dest.claim(&sync.id, &target.table, self.job.fence, &fallback)
+                .await?;
+        }
         match sync.mode {
             SyncMode::ById | SyncMode::ByTimestamp => {
-                // A person set the offset by hand (the sync was paused): start there.
-                if let Some(o) = self.offsets.load(&sync.id).await?.filter(|o| o.edited) {
+                // A person set the offset by hand (the sync was paused): start there. (The
+                // API refuses an edit while this run holds the sync's lock, so the offset
+                // read above is current.)
+                if let Some(o) = stored.as_ref().filter(|o| o.edited) {
                     self.adopt_edited_offset(dest, columns, &o.cursor).await?;
-                    return Ok(o.cursor);
+                    return Ok(o.cursor.clone());
                 }
                 // A table Idra has just created holds nothing, whatever an old record says.
-                if !created {
+                if !target.created {
                     if let Some(commit) = dest.committed(&sync.id, &sync.destination.table).await? {
                         return Ok(commit.cursor);
                     }
                 }
-                Ok(self
-                    .offsets
-                    .load(&sync.id)
-                    .await?
-                    .map(|o| o.cursor)
-                    .unwrap_or_default())
+                Ok(stored.map(|o| o.cursor).unwrap_or_default())
             }
             SyncMode::LastDestinationId | SyncMode::LastDestinationTimestamp => {
                 let key_is_integer = columns
@@ -148,30 +160,16 @@ impl Runner {
         cursor: &Cursor,
     ) -> Result<(), ConnectorError> {
         let sync = &self.job.sync;
-        let empty = arrow_array::RecordBatch::new_empty(connectors::types::schema_of(columns));
+        let empty = RecordBatch::new_empty(connectors::types::schema_of(columns));
         dest.write(WriteRequest {
             table: &sync.destination.table,
             keys: &sync.key_columns,
             mode: sync.write_mode,
             rows: &empty,
-            commit: &Commit {
-                sync_id: sync.id.clone(),
-                fence: self.job.fence,
-                cursor: cursor.clone(),
-            },
+            commit: &self.commit_at(cursor),
         })
         .await?;
-        self.offsets
-            .commit(
-                &sync.id,
-                &Offset {
-                    cursor: cursor.clone(),
-                    fence: self.job.fence,
-                    updated_at: Utc::now(),
-                    edited: false,
-                },
-            )
-            .await
+        self.offsets.commit(&sync.id, &self.offset_at(cursor)).await
     }
 
     async fn report(&self, status: &mut SyncStatus, state: SyncState, error: Option<String>) {
@@ -196,43 +194,80 @@ impl Runner {
         let rows_before = status.rows;
         let result = self.copy(&mut status).await;
         let (outcome, message) = match &result {
-            Ok(_) => ("ok", None),
-            Err(e) if e.is_retryable() => ("retrying", Some(e.message.clone())),
-            Err(e) => ("failed", Some(e.message.clone())),
+            Ok(_) => (RunOutcome::Ok, None),
+            Err(e) if e.is_retryable() => (RunOutcome::Retrying, Some(e.message.clone())),
+            Err(e) => (RunOutcome::Failed, Some(e.message.clone())),
         };
         let run = idra_core::model::RunRecord {
             sync_id: self.job.sync.id.clone(),
             started_at,
             ended_at: Utc::now(),
             rows: status.rows.saturating_sub(rows_before),
-            outcome: outcome.to_string(),
+            outcome,
             message,
             agent: self.job.agent.clone(),
         };
         // Only runs that did something or failed: an idle poll is not history.
-        if run.rows > 0 || run.outcome != "ok" {
+        if run.rows > 0 || run.outcome != RunOutcome::Ok {
             if let Err(e) = self.offsets.record_run(&run).await {
                 tracing::warn!(sync = %self.job.sync.name, error = %e, "could not record the run");
             }
         }
-        match &result {
-            Ok(_) => self.report(&mut status, SyncState::Idle, None).await,
-            Err(e) if e.is_retryable() => {
-                self.report(&mut status, SyncState::Retrying, Some(e.message.clone()))
-                    .await
-            }
-            Err(e) => {
-                self.report(&mut status, SyncState::Failed, Some(e.message.clone()))
-                    .await
-            }
-        }
+        let state = match outcome {
+            RunOutcome::Ok => SyncState::Idle,
+            RunOutcome::Retrying => SyncState::Retrying,
+            RunOutcome::Failed => SyncState::Failed,
+        };
+        self.report(&mut status, state, run.message).await;
         result
     }
 
+    /// One run as a sequence of named steps: check the sync, open both ends, prepare the
+    /// destination, resolve the start once, then read and write batches until caught up,
+    /// and finish the load.
     async fn copy(&mut self, status: &mut SyncStatus) -> Result<RunReport, ConnectorError> {
-        let sync = self.job.sync.clone();
-        // Syncs saved before a rule existed (or edited in the store by hand) are checked
-        // again: running one that breaks a rule could skip rows.
+        self.check_sync()?;
+        let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
+        let dest = connectors::open_destination(&self.job.destination)?;
+        let spec = read_spec(&self.job.sync);
+        let columns = self.source_columns(source.as_ref(), &spec).await?;
+        let target = self.prepare_destination(dest.as_ref(), &columns).await?;
+        let start = self
+            .resolve_start(dest.as_ref(), &target, &columns, &spec)
+            .await?;
+        let (reader, batches) = spawn_reader(
+            source.clone(),
+            spec,
+            columns,
+            start.clone(),
+            self.job.sync.batch_size as usize,
+        );
+        let mut report = RunReport {
+            rows: 0,
+            batches: 0,
+            cursor: start,
+        };
+        let written = self
+            .write_batches(
+                source.as_ref(),
+                dest.as_ref(),
+                &target,
+                batches,
+                status,
+                &mut report,
+            )
+            .await;
+        reader.abort();
+        if written? == Written::CaughtUp {
+            self.finish(dest.as_ref(), &target, &report.cursor).await?;
+        }
+        Ok(report)
+    }
+
+    /// Syncs saved before a rule existed (or edited in the store by hand) are checked again:
+    /// running one that breaks a rule could skip rows.
+    fn check_sync(&self) -> Result<(), ConnectorError> {
+        let sync = &self.job.sync;
         sync.validate()
             .and_then(|()| sync.validate_keys_for(self.job.source.kind))
             .map_err(|e| {
@@ -240,20 +275,53 @@ impl Runner {
                     "sync `{}`: {}: {}; edit the sync",
                     sync.name, e.field, e.message
                 ))
-            })?;
-        let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
-        let dest = connectors::open_destination(&self.job.destination)?;
-        let spec = read_spec(&sync);
+            })
+    }
+
+    /// The source's columns for this read, with every key column among them.
+    async fn source_columns(
+        &self,
+        source: &dyn Source,
+        spec: &ReadSpec,
+    ) -> Result<Vec<Column>, ConnectorError> {
+        let sync = &self.job.sync;
         let columns = source
-            .columns(&spec)
+            .columns(spec)
             .await
             .map_err(|e| e.context(format!("sync `{}`: source", sync.name)))?;
         for k in &sync.key_columns {
             connectors::types::find(&columns, k, "key")
                 .map_err(|e| e.context(format!("sync `{}`", sync.name)))?;
         }
-        let overwrite = sync.mode == SyncMode::FullRefreshOverwrite;
-        if overwrite && self.job.fence > 0 {
+        Ok(columns)
+    }
+
+    /// The table this run writes into: the destination table (created when missing), or for
+    /// an overwrite a fresh load table, claimed first.
+    async fn prepare_destination(
+        &self,
+        dest: &dyn Destination,
+        columns: &[Column],
+    ) -> Result<Target, ConnectorError> {
+        let sync = &self.job.sync;
+        if sync.mode != SyncMode::FullRefreshOverwrite {
+            // Insert-mode loads into a new table may build the primary key at the end.
+            let defer_keys = sync.write_mode == WriteMode::Insert;
+            let created = dest
+                .ensure_table(
+                    &sync.destination.table,
+                    columns,
+                    &sync.key_columns,
+                    defer_keys,
+                )
+                .await?;
+            return Ok(Target {
+                table: sync.destination.table.clone(),
+                created,
+                overwrite: false,
+            });
+        }
+        if self.job.fence > 0 {
             // Claim before touching the load table, whose name every holder shares: from
             // here on a former holder's writes and its final swap are refused, so it can
             // neither fill our load table nor swap it (half-loaded or empty) into place.
@@ -265,204 +333,215 @@ impl Runner {
             )
             .await?;
         }
-        let (target, created) = if overwrite {
-            let load = dest
-                .begin_overwrite(&sync.destination.table, &columns, &sync.key_columns)
-                .await?;
-            (load, true)
-        } else {
-            // Insert-mode loads into a new table may build the primary key at the end.
-            let defer_keys = sync.write_mode == idra_core::model::WriteMode::Insert;
-            let created = dest
-                .ensure_table(
-                    &sync.destination.table,
-                    &columns,
-                    &sync.key_columns,
-                    defer_keys,
-                )
-                .await?;
-            (sync.destination.table.clone(), created)
-        };
-        if self.job.fence > 0 && !overwrite {
-            // Take the destination over before reading where it stands: a paused former
-            // holder can commit nothing from here on, so what we read next is final.
-            let fallback = match sync.mode {
-                SyncMode::ById | SyncMode::ByTimestamp if !created => self
-                    .offsets
-                    .load(&sync.id)
-                    .await?
-                    .map(|o| o.cursor)
-                    .unwrap_or_default(),
-                _ => Cursor::Start,
-            };
-            dest.claim(&sync.id, &target, self.job.fence, &fallback)
-                .await?;
-        }
-        let start = self
-            .start_cursor(dest.as_ref(), created, &columns, &spec)
+        let load = dest
+            .begin_overwrite(&sync.destination.table, columns, &sync.key_columns)
             .await?;
-        // Full refreshes page through the source by key within the run.
-        let paging_ts = spec.timestamp.clone();
+        Ok(Target {
+            table: load,
+            created: true,
+            overwrite: true,
+        })
+    }
 
-        // The reader runs ahead by at most one batch (channel of one) while the writer
-        // writes: a bounded pipeline, so memory stays at about three batches.
-        let (tx, mut rx) =
-            mpsc::channel::<Result<(arrow_array::RecordBatch, Cursor), ConnectorError>>(1);
-        let limit = sync.batch_size as usize;
-        let reader = {
-            let source = source.clone();
-            let spec = spec.clone();
-            let columns = columns.clone();
-            let mut cursor = start.clone();
-            tokio::spawn(async move {
-                loop {
-                    let read_began = Instant::now();
-                    let read = match source.read(&spec, &columns, &cursor, limit).await {
-                        Ok(b) => {
-                            tracing::debug!(
-                                rows = b.rows.num_rows(),
-                                ms = read_began.elapsed().as_millis() as u64,
-                                "read batch"
-                            );
-                            b
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    let batch = read.rows;
-                    let n = batch.num_rows();
-                    // A batch without rows still moves the cursor when the source says it
-                    // ended further on (tombstones, a delete-only change-stream batch):
-                    // otherwise the next read starts at the old position again, forever.
-                    let moved = read.end.as_ref().is_some_and(|end| *end != cursor);
-                    if n > 0 || moved {
-                        let end = match read.end {
-                            Some(end) => Ok(end),
-                            None => {
-                                cursor_at(&batch, &columns, n - 1, &spec.key, paging_ts.as_deref())
-                            }
-                        };
-                        match end {
-                            Ok(c) => cursor = c,
-                            Err(e) => {
-                                let _ = tx.send(Err(e)).await;
-                                return;
-                            }
-                        }
-                        if tx.send(Ok((batch, cursor.clone()))).await.is_err() {
-                            return;
-                        }
-                    }
-                    if !read.more {
-                        return;
-                    }
-                }
-            })
-        };
+    /// Writes each batch with its commit record, then commits the offset and acknowledges
+    /// the source; stops between batches when shutdown is requested.
+    async fn write_batches(
+        &mut self,
+        source: &dyn Source,
+        dest: &dyn Destination,
+        target: &Target,
+        mut batches: mpsc::Receiver<Result<(RecordBatch, Cursor), ConnectorError>>,
+        status: &mut SyncStatus,
+        report: &mut RunReport,
+    ) -> Result<Written, ConnectorError> {
+        while let Some(item) = batches.recv().await {
+            let (batch, cursor) = item?;
+            let began = Instant::now();
+            let batch = self.write_batch(dest, target, batch, &cursor).await?;
+            self.abort_if_fault_injected();
+            if !target.overwrite {
+                self.offsets
+                    .commit(&self.job.sync.id, &self.offset_at(&cursor))
+                    .await?;
+            }
+            source.acknowledge(&cursor).await?;
+            record_batch(report, status, batch.num_rows() as u64, cursor, began);
+            if self.stopping() {
+                // Shutdown between batches: everything written so far is committed.
+                return Ok(Written::Stopped);
+            }
+        }
+        Ok(Written::CaughtUp)
+    }
 
-        let mut report = RunReport {
-            rows: 0,
-            batches: 0,
-            cursor: start,
+    /// One destination transaction: the rows (the last version of each key when
+    /// upserting) and the commit record at `cursor`.
+    async fn write_batch(
+        &mut self,
+        dest: &dyn Destination,
+        target: &Target,
+        batch: RecordBatch,
+        cursor: &Cursor,
+    ) -> Result<RecordBatch, ConnectorError> {
+        let sync = &self.job.sync;
+        let batch = match sync.write_mode {
+            WriteMode::Upsert => last_per_key(&batch, &sync.key_columns)?,
+            WriteMode::Insert => batch,
         };
-        let result = async {
-            while let Some(item) = rx.recv().await {
-                let (batch, cursor) = item?;
-                let batch = match sync.write_mode {
-                    WriteMode::Upsert => last_per_key(&batch, &sync.key_columns)?,
-                    WriteMode::Insert => batch,
-                };
-                let began = Instant::now();
-                let commit = Commit {
-                    sync_id: sync.id.clone(),
-                    fence: self.job.fence,
-                    cursor: cursor.clone(),
-                };
-                dest.write(WriteRequest {
-                    table: &target,
-                    keys: &sync.key_columns,
-                    mode: sync.write_mode,
-                    rows: &batch,
-                    commit: &commit,
-                })
-                .await
-                .map_err(|e| {
-                    e.context(format!(
-                        "sync `{}`: writing {}",
-                        sync.name, sync.destination.table
-                    ))
-                })?;
-                let written = began.elapsed();
-                self.commits += 1;
-                if std::env::var(FAULT_ENV)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    == Some(self.commits)
-                {
-                    eprintln!(
-                        "{FAULT_ENV}: aborting after destination commit {}",
-                        self.commits
-                    );
-                    std::process::abort();
+        dest.write(WriteRequest {
+            table: &target.table,
+            keys: &sync.key_columns,
+            mode: sync.write_mode,
+            rows: &batch,
+            commit: &self.commit_at(cursor),
+        })
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "sync `{}`: writing {}",
+                sync.name, sync.destination.table
+            ))
+        })?;
+        self.commits += 1;
+        Ok(batch)
+    }
+
+    /// The crash tests' hook (see [`FAULT_ENV`]).
+    fn abort_if_fault_injected(&self) {
+        let at = std::env::var(FAULT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
+        if at == Some(self.commits) {
+            eprintln!(
+                "{FAULT_ENV}: aborting after destination commit {}",
+                self.commits
+            );
+            std::process::abort();
+        }
+    }
+
+    /// After the last batch: build the deferred primary key, and for an overwrite swap the
+    /// load table into place (fenced, in one transaction).
+    async fn finish(
+        &self,
+        dest: &dyn Destination,
+        target: &Target,
+        cursor: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        let sync = &self.job.sync;
+        dest.finish_load(&target.table, &sync.key_columns).await?;
+        if target.overwrite {
+            dest.finish_overwrite(
+                &sync.destination.table,
+                &target.table,
+                &self.commit_at(cursor),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn commit_at(&self, cursor: &Cursor) -> Commit {
+        Commit {
+            sync_id: self.job.sync.id.clone(),
+            fence: self.job.fence,
+            cursor: cursor.clone(),
+        }
+    }
+
+    fn offset_at(&self, cursor: &Cursor) -> Offset {
+        Offset {
+            cursor: cursor.clone(),
+            fence: self.job.fence,
+            updated_at: Utc::now(),
+            edited: false,
+        }
+    }
+}
+
+/// The table a run writes into.
+struct Target {
+    table: String,
+    /// Idra created it in this run (so it holds nothing yet).
+    created: bool,
+    /// A full refresh's load table, swapped into place at the end.
+    overwrite: bool,
+}
+
+/// How the batch loop ended.
+#[derive(Debug, PartialEq)]
+enum Written {
+    CaughtUp,
+    Stopped,
+}
+
+type BatchResult = Result<(RecordBatch, Cursor), ConnectorError>;
+
+/// Reads batches from `start` on a task of its own, each with the cursor where it ends. It
+/// runs ahead of the writer by at most one batch (a channel of one): a bounded pipeline, so
+/// memory stays at about three batches.
+fn spawn_reader(
+    source: Arc<dyn Source>,
+    spec: ReadSpec,
+    columns: Vec<Column>,
+    start: Cursor,
+    limit: usize,
+) -> (JoinHandle<()>, mpsc::Receiver<BatchResult>) {
+    let (tx, rx) = mpsc::channel::<BatchResult>(1);
+    let task = tokio::spawn(async move {
+        let mut cursor = start;
+        loop {
+            let read_began = Instant::now();
+            let read = match source.read(&spec, &columns, &cursor, limit).await {
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
-                if !overwrite {
-                    self.offsets
-                        .commit(
-                            &sync.id,
-                            &Offset {
-                                cursor: cursor.clone(),
-                                fence: self.job.fence,
-                                updated_at: Utc::now(),
-                                edited: false,
-                            },
-                        )
-                        .await?;
-                }
-                source.acknowledge(&cursor).await?;
-                tracing::debug!(
-                    rows = batch.num_rows(),
-                    write_ms = written.as_millis() as u64,
-                    offset_ms = (began.elapsed() - written).as_millis() as u64,
-                    "wrote batch"
-                );
-                let n = batch.num_rows() as u64;
-                report.rows += n;
-                report.batches += 1;
-                report.cursor = cursor;
-                status.rows += n;
-                status.batch_seconds = Some(began.elapsed().as_secs_f64());
-                // How far behind the newest copied row is, when rows carry a timestamp.
-                status.lag = match &report.cursor {
-                    Cursor::Timestamp { last_ts, .. } => {
-                        Some((Utc::now() - *last_ts).num_milliseconds() as f64 / 1000.0)
-                    }
-                    _ => None,
-                };
-                status.rate = n as f64 / began.elapsed().as_secs_f64().max(1e-6);
-                if self.stopping() {
-                    // Shutdown between batches: everything written so far is committed.
-                    return Ok(true);
+            };
+            tracing::debug!(
+                rows = read.rows.num_rows(),
+                ms = read_began.elapsed().as_millis() as u64,
+                "read batch"
+            );
+            // A batch without rows still counts when the source says it ended further on
+            // (tombstones, a delete-only change-stream batch): otherwise the next read
+            // starts at the old position again, forever.
+            if read.rows.num_rows() > 0 || read.end != cursor {
+                cursor = read.end.clone();
+                if tx.send(Ok((read.rows, read.end))).await.is_err() {
+                    return;
                 }
             }
-            Ok::<bool, ConnectorError>(false)
+            if !read.more {
+                return;
+            }
         }
-        .await;
-        reader.abort();
-        let stopped = result?;
-        if !stopped {
-            dest.finish_load(&target, &sync.key_columns).await?;
+    });
+    (task, rx)
+}
+
+/// Counts a written batch in the run's report and the sync's status.
+fn record_batch(
+    report: &mut RunReport,
+    status: &mut SyncStatus,
+    rows: u64,
+    cursor: Cursor,
+    began: Instant,
+) {
+    let seconds = began.elapsed().as_secs_f64();
+    tracing::debug!(rows, ms = (seconds * 1000.0) as u64, "wrote batch");
+    report.rows += rows;
+    report.batches += 1;
+    status.rows += rows;
+    status.batch_seconds = Some(seconds);
+    // How far behind the newest copied row is, when rows carry a timestamp.
+    status.lag = match &cursor {
+        Cursor::Timestamp { last_ts, .. } => {
+            Some((Utc::now() - *last_ts).num_milliseconds() as f64 / 1000.0)
         }
-        if overwrite && !stopped {
-            let commit = Commit {
-                sync_id: sync.id.clone(),
-                fence: self.job.fence,
-                cursor: report.cursor.clone(),
-            };
-            dest.finish_overwrite(&sync.destination.table, &target, &commit)
-                .await?;
-        }
-        Ok(report)
-    }
+        _ => None,
+    };
+    status.rate = rows as f64 / seconds.max(1e-6);
+    report.cursor = cursor;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use idra_agent::connectors::types::{columns_of, schema_of, Column, ColumnType};
 use idra_agent::connectors::values::{sample, value_at, BatchBuilder, Value};
-use idra_agent::connectors::{self, cursor_at, Commit, ConnectionSpec, ReadSpec, WriteRequest};
+use idra_agent::connectors::{self, Commit, ConnectionSpec, ReadSpec, WriteRequest};
 use idra_agent::engine::{FileOffsets, Runner, SyncJob};
 use idra_core::model::{Cursor, SyncMode, WriteMode};
 
@@ -159,10 +159,7 @@ async fn read_back(
         }
         total += n;
         if n > 0 {
-            cursor = match read.end {
-                Some(end) => end,
-                None => cursor_at(&read.rows, &columns, n - 1, "id", None).unwrap(),
-            };
+            cursor = read.end;
             source.acknowledge(&cursor).await.unwrap();
         } else if !read.more {
             assert!(

@@ -26,7 +26,7 @@ pub fn ErrorsPage() -> impl IntoView {
                                         <tr>
                                             <td>{utc_time(r.ended_at)}</td>
                                             <td>{r.sync_id}</td>
-                                            <td>{r.outcome}</td>
+                                            <td>{r.outcome.label()}</td>
                                             <td class="bad">{r.message.unwrap_or_default()}</td>
                                             <td>{r.agent.unwrap_or_default()}</td>
                                         </tr>

@@ -29,7 +29,7 @@ fn SyncRuns(id: String, name: String) -> impl IntoView {
                                         <td>{utc_time(r.started_at)}</td>
                                         <td>{clock_time(r.ended_at)}</td>
                                         <td>{r.rows}</td>
-                                        <td>{r.outcome}</td>
+                                        <td>{r.outcome.label()}</td>
                                         <td>{r.message.unwrap_or_default()}</td>
                                     </tr>
                                 }).collect_view()}

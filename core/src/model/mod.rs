@@ -13,7 +13,7 @@ mod views;
 pub use agent::{AgentInfo, Assignment};
 pub use datasource::{split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput};
 pub use offset::{Cursor, Offset, OffsetChange};
-pub use status::{RunRecord, SyncState, SyncStatus};
+pub use status::{RunOutcome, RunRecord, SyncState, SyncStatus};
 pub use sync::{Endpoint, SyncConfig, SyncInput, SyncMode, WriteMode};
 pub use user::{NewUser, Role, User, UserRecord};
 pub use validation::{validate_identifier, validate_name, ValidationError};

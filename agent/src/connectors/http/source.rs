@@ -166,7 +166,7 @@ impl Source for HttpSource {
         let rows = decode_records(&records, columns).map_err(|e| e.context(path))?;
         let full = records.len() >= limit;
         Ok(match &self.config().pagination {
-            Pagination::Key { .. } => ReadBatch::keyed(rows, limit),
+            Pagination::Key { .. } => ReadBatch::keyed(rows, limit, spec, columns, after)?,
             Pagination::Cursor {
                 next_cursor_path, ..
             } => {
@@ -183,14 +183,14 @@ impl Source for HttpSource {
                     // Guard against an API that hands back the token it was given.
                     Some(next) if Some(&next) != current.as_ref() => ReadBatch {
                         rows,
-                        end: Some(Cursor::Token { token: next }),
+                        end: Cursor::Token { token: next },
                         more: true,
                     },
                     // The last page: stay on its token, so records appended to it later are
                     // read next time (those already read come again: at-least-once).
                     _ => ReadBatch {
                         rows,
-                        end: Some(after.clone()),
+                        end: after.clone(),
                         more: false,
                     },
                 }
@@ -217,9 +217,9 @@ impl Source for HttpSource {
                 let next = if done { page + 1 } else { page };
                 ReadBatch {
                     rows,
-                    end: Some(Cursor::Token {
+                    end: Cursor::Token {
                         token: next.to_string(),
-                    }),
+                    },
                     more: done,
                 }
             }

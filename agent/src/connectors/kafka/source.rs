@@ -321,14 +321,14 @@ impl Source for KafkaSource {
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
         let topic = spec.named("the topic to read", ConnectorKind::Kafka)?;
-        let after = positions(after)?;
+        let from = positions(after)?;
         let mut state = self.consuming.lock().await;
         // Keep consuming where the last read ended; reassign when asked for another place.
         let reuse = state.as_ref().is_some_and(|c| {
-            c.topic == topic && after.iter().all(|(p, o)| c.next.get(p) == Some(o))
+            c.topic == topic && from.iter().all(|(p, o)| c.next.get(p) == Some(o))
         });
         if !reuse {
-            *state = Some(self.start(topic, &after).await?);
+            *state = Some(self.start(topic, &from).await?);
         }
         let c = state.as_mut().expect("just started");
         let (records, taken) = match self.take(c, limit).await {
@@ -340,11 +340,16 @@ impl Source for KafkaSource {
         };
         let rows =
             decode_records(&records, columns).map_err(|e| e.context(format!("topic `{topic}`")))?;
-        let mut offsets = after;
-        offsets.extend(c.next.iter().map(|(p, o)| (*p, *o)));
+        let end = if taken > 0 {
+            let mut offsets = from;
+            offsets.extend(c.next.iter().map(|(p, o)| (*p, *o)));
+            Cursor::Partitions { offsets }
+        } else {
+            after.clone()
+        };
         Ok(ReadBatch {
             rows,
-            end: (taken > 0).then_some(Cursor::Partitions { offsets }),
+            end,
             more: taken >= limit,
         })
     }

@@ -155,10 +155,9 @@ impl MongoSource {
         }
         Ok(ReadBatch {
             rows: Self::batch(&docs, columns)?,
-            end: if f.token != token {
-                f.token.clone().map(|token| Cursor::Token { token })
-            } else {
-                None
+            end: match &f.token {
+                Some(t) if f.token != token => Cursor::Token { token: t.clone() },
+                _ => after.clone(),
             },
             more: events >= limit,
         })
@@ -318,18 +317,19 @@ impl Source for MongoSource {
             .await
             .map_err(|e| mongo_error(e, &format!("reading `{}`", coll.name())))?;
         let rows = Self::batch(&docs, columns)?;
-        // Integer keys (and timestamp cursors) are positioned by the engine from the rows;
-        // other keys (ObjectIds, strings) keep their BSON form in the offset.
-        let end = match (docs.last().and_then(|d| d.get(&spec.key)), &spec.timestamp) {
-            (Some(Bson::Int32(_) | Bson::Int64(_)), _) | (_, Some(_)) | (None, _) => None,
-            (Some(k), None) => Some(Cursor::Token {
-                token: k.clone().into_relaxed_extjson().to_string(),
+        // Integer keys (and timestamp cursors) are positioned by the rows like any keyed
+        // source; other keys (ObjectIds, strings) keep their BSON form in the offset.
+        match (docs.last().and_then(|d| d.get(&spec.key)), &spec.timestamp) {
+            (Some(Bson::Int32(_) | Bson::Int64(_)), _) | (_, Some(_)) | (None, _) => {
+                ReadBatch::keyed(rows, limit, spec, columns, after)
+            }
+            (Some(k), None) => Ok(ReadBatch {
+                more: docs.len() >= limit,
+                rows,
+                end: Cursor::Token {
+                    token: k.clone().into_relaxed_extjson().to_string(),
+                },
             }),
-        };
-        Ok(ReadBatch {
-            more: docs.len() >= limit,
-            rows,
-            end,
-        })
+        }
     }
 }

@@ -6,7 +6,9 @@ use sqlx::{MySql, Row, Transaction};
 
 use super::config::MysqlConfig;
 use super::source::table_columns;
-use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
+use crate::connectors::sql::{
+    check_existing_columns, commit_record, fenced_off, load_table, old_table, FENCE_TABLE,
+};
 use crate::connectors::sql::{insert_sql, rows_per_insert, Dialect};
 use crate::connectors::types::{columns_of, Column, ColumnType};
 use crate::connectors::values::{format_decimal, format_uuid, value_at, Value};
@@ -15,7 +17,6 @@ use crate::connectors::{
 };
 
 const D: Dialect = Dialect::MySql;
-const FENCE_TABLE: &str = "_idra_fence";
 
 pub struct MysqlDestination {
     pool: MySqlPool,
@@ -347,7 +348,7 @@ impl Destination for MysqlDestination {
         columns: &[Column],
         keys: &[String],
     ) -> Result<String, ConnectorError> {
-        let load = format!("{table}__idra_load");
+        let load = load_table(table);
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&load)?))
             .execute(&self.pool)
             .await
@@ -362,7 +363,7 @@ impl Destination for MysqlDestination {
         load_table: &str,
         commit: &Commit,
     ) -> Result<(), ConnectorError> {
-        let old = format!("{table}__idra_old");
+        let old = old_table(table);
         // Left behind by a crash between the swap and the drop below; it would make every
         // later swap fail.
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&old)?))

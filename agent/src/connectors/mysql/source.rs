@@ -7,9 +7,11 @@ use sqlx::query::Query;
 use sqlx::{Column as _, Executor, MySql, Row, TypeInfo, ValueRef};
 
 use super::config::MysqlConfig;
-use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQuery};
+use crate::connectors::sql::{
+    cursor_params, from_clause, read_query, subquery, time_param, CursorValue, Dialect, ReadQuery,
+};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
-use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
+use crate::connectors::values::{format_uuid, parse_decimal, parse_uuid, BatchBuilder, Value};
 use crate::connectors::{
     check_cursor_columns, from_sqlx, may_hold_null_timestamps, null_timestamps, ConnectionSpec,
     ConnectorError, ReadBatch, ReadSpec, Source, TableInfo,
@@ -108,41 +110,19 @@ pub(super) async fn table_columns(
         .collect()
 }
 
-fn bind_cursor<'q>(
-    mut q: Query<'q, MySql, MySqlArguments>,
-    after: &Cursor,
-    key: &Column,
-    ts: Option<&Column>,
-) -> Result<Query<'q, MySql, MySqlArguments>, ConnectorError> {
-    match after {
-        Cursor::Start => {}
-        Cursor::Id { last_id } => q = q.bind(*last_id),
-        Cursor::Timestamp { last_ts, last_key } => {
-            let ts = ts.ok_or_else(|| ConnectorError::fatal("the offset is a timestamp cursor but the sync has no timestamp column; reset the offset"))?;
-            for _ in 0..2 {
-                q = match ts.ty {
-                    ColumnType::Date => q.bind(last_ts.date_naive()),
-                    ColumnType::TimestampTz => q.bind(*last_ts),
-                    _ => q.bind(last_ts.naive_utc()),
-                };
-            }
-            q = if key.ty.is_integer() {
-                q.bind(last_key.parse::<i64>().map_err(|_| {
-                    ConnectorError::fatal(format!(
-                        "the offset's key `{last_key}` is not an integer; reset the offset"
-                    ))
-                })?)
-            } else {
-                q.bind(last_key.clone())
-            };
-        }
-        other => {
-            return Err(ConnectorError::fatal(format!(
-                "a MySQL source cannot resume from a {other:?} offset; reset the offset"
-            )))
-        }
+/// Binds a cursor or cutoff value as MySQL compares it with its column (UUIDs are text).
+fn bind_value(
+    q: Query<'_, MySql, MySqlArguments>,
+    v: CursorValue,
+) -> Query<'_, MySql, MySqlArguments> {
+    match v {
+        CursorValue::Int(i) => q.bind(i),
+        CursorValue::Text(s) => q.bind(s),
+        CursorValue::Uuid(u) => q.bind(format_uuid(&u)),
+        CursorValue::Date(d) => q.bind(d),
+        CursorValue::Timestamp(t) => q.bind(t),
+        CursorValue::TimestampTz(t) => q.bind(t),
     }
-    Ok(q)
 }
 
 fn cell(row: &MySqlRow, i: usize, col: &Column) -> Result<Value, ConnectorError> {
@@ -294,16 +274,16 @@ impl Source for MysqlSource {
                 first: matches!(after, Cursor::Start),
                 extra: None,
                 settle: spec.settle_before.is_some(),
+                literals: None,
             },
         )?;
         let (key, ts) = spec.cursor_columns(columns)?;
-        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
+        let mut q = sqlx::query(&sql);
+        for p in cursor_params(after, key, ts)? {
+            q = bind_value(q, p.value);
+        }
         if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
-            q = match ts.ty {
-                ColumnType::Date => q.bind(cutoff.date_naive()),
-                ColumnType::TimestampTz => q.bind(cutoff),
-                _ => q.bind(cutoff.naive_utc()),
-            };
+            q = bind_value(q, time_param(cutoff, ts.ty));
         }
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
@@ -333,6 +313,6 @@ impl Source for MysqlSource {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         }
         read?;
-        Ok(ReadBatch::keyed(b.finish()?, limit))
+        ReadBatch::keyed(b.finish()?, limit, spec, columns, after)
     }
 }

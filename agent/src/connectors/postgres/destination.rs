@@ -7,7 +7,9 @@ use super::binary::{decode_value, encode_rows, COPY_HEADER, COPY_TRAILER};
 use super::config::PostgresConfig;
 use super::source::{split_table, table_columns};
 use crate::connectors::sql::Dialect;
-use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
+use crate::connectors::sql::{
+    check_existing_columns, commit_record, fenced_off, load_table, FENCE_TABLE,
+};
 use crate::connectors::types::{Column, ColumnType};
 use crate::connectors::values::Value;
 use crate::connectors::{
@@ -17,7 +19,6 @@ use crate::connectors::{
 const D: Dialect = Dialect::Postgres;
 /// Commit records: which cursor the destination's rows correspond to, and the fencing
 /// token of the last writer. Written in the same transaction as the rows.
-const FENCE_TABLE: &str = "_idra_fence";
 const COPY_CHUNK: usize = 1 << 20;
 const COPY_ROWS_PER_CHUNK: usize = 8192;
 
@@ -530,7 +531,7 @@ impl Destination for PostgresDestination {
         columns: &[Column],
         keys: &[String],
     ) -> Result<String, ConnectorError> {
-        let load = format!("{table}__idra_load");
+        let load = load_table(table);
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&load)?))
             .execute(&self.pool)
             .await

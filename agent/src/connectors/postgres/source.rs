@@ -1,16 +1,17 @@
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use futures::TryStreamExt;
 use idra_core::model::Cursor;
-use sqlx::postgres::{PgArguments, PgPool, PgRow};
-use sqlx::query::Query;
-use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo};
 
-use super::binary::decode_into;
+use super::binary::CopyReader;
 use super::config::PostgresConfig;
-use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQuery};
+use crate::connectors::sql::{
+    cursor_params, from_clause, read_query, subquery, time_param, CursorValue, Dialect, ReadQuery,
+};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
-use crate::connectors::values::BatchBuilder;
+use crate::connectors::values::{format_uuid, BatchBuilder};
 use crate::connectors::{
     check_cursor_columns, from_sqlx, may_hold_null_timestamps, null_timestamps, ConnectionSpec,
     ConnectorError, ReadBatch, ReadSpec, Source, TableInfo,
@@ -27,7 +28,11 @@ const D: Dialect = Dialect::Postgres;
 /// raw xmin, which then looks "in the future" modulo 2^32 (a negative age), and without it
 /// such rows were filtered out forever. A row an open transaction is still writing is
 /// invisible to the read anyway, so only wrapped frozen rows have a negative age.
-const SETTLED: &str = "(age(xmin) > age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid) OR age(xmin) < 0)";
+///
+/// The horizon is a scalar subquery so Postgres computes it once per read (an InitPlan)
+/// rather than once per row: the same value (one statement, one snapshot), and it halved
+/// the source's time for a million rows (560 ms to 267 ms, plain read 230 ms).
+const SETTLED: &str = "(age(xmin) > (SELECT age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid)) OR age(xmin) < 0)";
 
 pub struct PostgresSource {
     /// For connection tests: one direct connection fails at once with the real reason,
@@ -127,79 +132,6 @@ pub(super) async fn table_columns(
             Column::new(r.get::<String, _>(0), ty, r.get(4))
         })
         .collect())
-}
-
-fn bind_cursor<'q>(
-    mut q: Query<'q, Postgres, PgArguments>,
-    after: &'q Cursor,
-    key: &Column,
-    ts: Option<&Column>,
-) -> Result<Query<'q, Postgres, PgArguments>, ConnectorError> {
-    match after {
-        Cursor::Start => {}
-        Cursor::Id { last_id } => q = q.bind(*last_id),
-        Cursor::Timestamp { last_ts, last_key } => {
-            let ts = ts.ok_or_else(|| ConnectorError::fatal("the offset is a timestamp cursor but the sync has no timestamp column; reset the offset"))?;
-            q = bind_ts(q, *last_ts, ts.ty);
-            q = bind_ts(q, *last_ts, ts.ty);
-            q = if key.ty.is_integer() {
-                q.bind(last_key.parse::<i64>().map_err(|_| {
-                    ConnectorError::fatal(format!(
-                        "the offset's key `{last_key}` is not an integer; reset the offset"
-                    ))
-                })?)
-            } else if key.ty == ColumnType::Uuid {
-                q.bind(sqlx::types::Uuid::parse_str(last_key).map_err(|_| {
-                    ConnectorError::fatal("the offset's key is not a UUID; reset the offset")
-                })?)
-            } else {
-                q.bind(last_key.clone())
-            };
-        }
-        other => {
-            return Err(ConnectorError::fatal(format!(
-                "a Postgres source cannot resume from a {other:?} offset; reset the offset"
-            )))
-        }
-    }
-    Ok(q)
-}
-
-fn bind_ts(
-    q: Query<'_, Postgres, PgArguments>,
-    t: DateTime<Utc>,
-    ty: ColumnType,
-) -> Query<'_, Postgres, PgArguments> {
-    match ty {
-        ColumnType::Timestamp => q.bind(t.naive_utc()),
-        ColumnType::Date => q.bind(t.date_naive()),
-        _ => q.bind(t),
-    }
-}
-
-/// Appends one result row, decoding each binary value straight into its Arrow builder.
-pub(super) fn append_row(
-    b: &mut BatchBuilder,
-    row: &PgRow,
-    columns: &[Column],
-) -> Result<(), ConnectorError> {
-    for (i, col) in columns.iter().enumerate() {
-        let raw = row
-            .try_get_raw(i)
-            .map_err(|e| ConnectorError::fatal(format!("column `{}`: {e}", col.name)))?;
-        let bytes = if raw.is_null() {
-            None
-        } else {
-            Some(
-                raw.as_bytes()
-                    .map_err(|e| ConnectorError::fatal(format!("column `{}`: {e}", col.name)))?,
-            )
-        };
-        let text = matches!(col.ty, ColumnType::Text | ColumnType::Json);
-        decode_into(b.builder(i), col, bytes, text)?;
-    }
-    b.end_row();
-    Ok(())
 }
 
 impl PostgresSource {
@@ -304,40 +236,13 @@ impl Source for PostgresSource {
         after: &Cursor,
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
-        let inner = from_clause(D, spec)?;
-        // The settle filter needs a table's xmin; a custom query has none. A full refresh
-        // reads its snapshot whole: filtering it would drop every row changed while any
-        // other transaction is open, and the overwrite would then delete them.
-        let settled = (spec.query.is_none() && !spec.snapshot).then_some(SETTLED);
-        let first = matches!(after, Cursor::Start);
-        let sql = read_query(
-            D,
-            &ReadQuery {
-                select: &select_list(columns)?,
-                inner: &inner,
-                key: &spec.key,
-                ts: spec.timestamp.as_deref(),
-                first,
-                extra: settled,
-                settle: spec.settle_before.is_some(),
-            },
-        )?;
-        let (key, ts) = spec.cursor_columns(columns)?;
-        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
-        if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
-            q = bind_ts(q, cutoff, ts.ty);
-        }
-        let q = q.bind(limit as i64);
+        let copy = copy_statement(spec, columns, after, limit)?;
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
-        if !spec.snapshot && spec.query.is_none() {
-            let mut rows = q.fetch(&self.pool);
-            while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
-                append_row(&mut b, &row, columns)?;
-            }
-            return Ok(ReadBatch::keyed(b.finish()?, limit));
+        if spec.snapshot {
+            return self.read_snapshot(spec, columns, after, limit, &copy).await;
         }
-        if !spec.snapshot {
+        if spec.query.is_some() {
             // A custom query runs in a read-only transaction: a function with side effects
             // called inside it fails instead of writing to the source.
             let mut tx = self.pool.begin().await.map_err(|e| from_sqlx(e, &what))?;
@@ -345,27 +250,36 @@ impl Source for PostgresSource {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| from_sqlx(e, &what))?;
-            {
-                let mut rows = q.fetch(&mut *tx);
-                while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
-                    append_row(&mut b, &row, columns)?;
-                }
-            }
+            copy_rows(&mut tx, &copy, columns, &mut b, &what).await?;
             let _ = tx.rollback().await;
-            return Ok(ReadBatch::keyed(b.finish()?, limit));
+        } else {
+            let mut conn = self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?;
+            copy_rows(&mut conn, &copy, columns, &mut b, &what).await?;
         }
+        ReadBatch::keyed(b.finish()?, limit, spec, columns, after)
+    }
+}
+
+impl PostgresSource {
+    /// A full refresh reads every batch from one snapshot, begun by its first read and
+    /// ended by its last.
+    async fn read_snapshot(
+        &self,
+        spec: &ReadSpec,
+        columns: &[Column],
+        after: &Cursor,
+        limit: usize,
+        copy: &str,
+    ) -> Result<ReadBatch, ConnectorError> {
+        let what = format!("reading {}", spec.describe());
+        let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut snapshot = self.snapshot.lock().await;
-        if first || snapshot.is_none() {
+        if matches!(after, Cursor::Start) || snapshot.is_none() {
             *snapshot = Some(self.begin_snapshot().await?);
         }
         let tx = snapshot.as_mut().expect("snapshot begun");
-        {
-            let mut rows = q.fetch(&mut **tx);
-            while let Some(row) = rows.try_next().await.map_err(|e| from_sqlx(e, &what))? {
-                append_row(&mut b, &row, columns)?;
-            }
-        }
-        let batch = ReadBatch::keyed(b.finish()?, limit);
+        copy_rows(tx, copy, columns, &mut b, &what).await?;
+        let batch = ReadBatch::keyed(b.finish()?, limit, spec, columns, after)?;
         if !batch.more {
             if let Some(tx) = snapshot.take() {
                 let _ = tx.rollback().await;
@@ -373,4 +287,98 @@ impl Source for PostgresSource {
         }
         Ok(batch)
     }
+}
+
+/// The read as `COPY (query) TO STDOUT (FORMAT binary)`: rows arrive as one stream of
+/// binary tuples, decoded straight into the batch (no per-row result messages), which is
+/// what lets a copy keep up with a plain COPY pipe. COPY takes no parameters, so the
+/// cursor, the cutoff and the limit are written as literals (see [`literal`]).
+fn copy_statement(
+    spec: &ReadSpec,
+    columns: &[Column],
+    after: &Cursor,
+    limit: usize,
+) -> Result<String, ConnectorError> {
+    let (key, ts) = spec.cursor_columns(columns)?;
+    let mut literals: Vec<String> = cursor_params(after, key, ts)?
+        .iter()
+        .map(|p| literal(&p.value))
+        .collect();
+    if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
+        literals.push(literal(&time_param(cutoff, ts.ty)));
+    }
+    literals.push(limit.to_string());
+    // The settle filter needs a table's xmin; a custom query has none. A full refresh
+    // reads its snapshot whole: filtering it would drop every row changed while any
+    // other transaction is open, and the overwrite would then delete them.
+    let settled = (spec.query.is_none() && !spec.snapshot).then_some(SETTLED);
+    let select = read_query(
+        D,
+        &ReadQuery {
+            select: &select_list(columns)?,
+            inner: &from_clause(D, spec)?,
+            key: &spec.key,
+            ts: spec.timestamp.as_deref(),
+            first: matches!(after, Cursor::Start),
+            extra: settled,
+            settle: spec.settle_before.is_some(),
+            literals: Some(&literals),
+        },
+    )?;
+    Ok(format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+}
+
+/// A cursor value as a Postgres literal of its column's type. Text is an escape string
+/// with backslashes and quotes doubled, so no value can end the literal; times are written
+/// in full (years past 9999 and BC included), to the microsecond.
+fn literal(v: &CursorValue) -> String {
+    match v {
+        CursorValue::Int(i) => format!("({i})"),
+        CursorValue::Text(s) => format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+        CursorValue::Uuid(u) => format!("'{}'::uuid", format_uuid(u)),
+        CursorValue::Date(d) => format!("'{}'::date", pg_date(*d)),
+        CursorValue::Timestamp(t) => format!("'{}'::timestamp", pg_timestamp(*t)),
+        CursorValue::TimestampTz(t) => {
+            format!("'{}+00'::timestamptz", pg_timestamp(t.naive_utc()))
+        }
+    }
+}
+
+/// `YYYY-MM-DD`, with ` BC` for years before 1 (Postgres has no year 0).
+fn pg_date(d: NaiveDate) -> String {
+    let (year, era) = era_year(d.year());
+    format!("{year:04}-{:02}-{:02}{era}", d.month(), d.day())
+}
+
+fn pg_timestamp(t: NaiveDateTime) -> String {
+    let (year, era) = era_year(t.year());
+    let time = t.time().format("%H:%M:%S%.6f");
+    format!("{year:04}-{:02}-{:02} {time}{era}", t.month(), t.day())
+}
+
+fn era_year(y: i32) -> (i32, &'static str) {
+    if y >= 1 {
+        (y, "")
+    } else {
+        (1 - y, " BC")
+    }
+}
+
+/// Streams one COPY's output into `b`.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    copy: &str,
+    columns: &[Column],
+    b: &mut BatchBuilder,
+    what: &str,
+) -> Result<(), ConnectorError> {
+    let mut stream = conn
+        .copy_out_raw(copy)
+        .await
+        .map_err(|e| from_sqlx(e, what))?;
+    let mut reader = CopyReader::new(columns);
+    while let Some(chunk) = stream.try_next().await.map_err(|e| from_sqlx(e, what))? {
+        reader.feed(&chunk, b)?;
+    }
+    reader.finish()
 }

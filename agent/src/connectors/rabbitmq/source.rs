@@ -127,7 +127,7 @@ impl Source for RabbitSource {
         &self,
         spec: &ReadSpec,
         columns: &[Column],
-        _after: &Cursor,
+        after: &Cursor,
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
         let queue = spec.named("the queue to consume", ConnectorKind::RabbitMq)?;
@@ -165,7 +165,7 @@ impl Source for RabbitSource {
             rows,
             // The queue itself keeps the position; the offset records the last delivery
             // of this consumer, which `acknowledge` acks.
-            end: last_tag.map(|t| Cursor::Id { last_id: t as i64 }),
+            end: last_tag.map_or_else(|| after.clone(), |t| Cursor::Id { last_id: t as i64 }),
             more: messages >= limit,
         })
     }

@@ -208,10 +208,9 @@ impl Source for S3Source {
         };
         Ok(ReadBatch {
             rows,
-            end: if moved {
-                last.map(|key| Cursor::ObjectKey { key })
-            } else {
-                None
+            end: match last {
+                Some(key) if moved => Cursor::ObjectKey { key },
+                _ => after.clone(),
             },
             more,
         })

@@ -6,7 +6,9 @@ use sqlx::{Row, Sqlite};
 
 use super::config::SqliteConfig;
 use super::source::{format_time, format_ts, format_tstz, table_columns};
-use crate::connectors::sql::{check_existing_columns, commit_record, fenced_off};
+use crate::connectors::sql::{
+    check_existing_columns, commit_record, fenced_off, load_table, FENCE_TABLE,
+};
 use crate::connectors::sql::{insert_sql, rows_per_insert, Dialect};
 use crate::connectors::types::{columns_of, Column, ColumnType};
 use crate::connectors::values::{format_decimal, format_uuid, value_at, Value};
@@ -15,7 +17,6 @@ use crate::connectors::{
 };
 
 const D: Dialect = Dialect::Sqlite;
-const FENCE_TABLE: &str = "_idra_fence";
 
 pub struct SqliteDestination {
     pool: SqlitePool,
@@ -381,7 +382,7 @@ impl Destination for SqliteDestination {
         columns: &[Column],
         keys: &[String],
     ) -> Result<String, ConnectorError> {
-        let load = format!("{table}__idra_load");
+        let load = load_table(table);
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", D.quote(&load)?))
             .execute(&self.pool)
             .await

@@ -7,9 +7,11 @@ use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
 use sqlx::{Column as _, Executor, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::config::SqliteConfig;
-use crate::connectors::sql::{from_clause, read_query, subquery, Dialect, ReadQuery};
+use crate::connectors::sql::{
+    cursor_params, from_clause, read_query, subquery, time_param, CursorValue, Dialect, ReadQuery,
+};
 use crate::connectors::types::{Column, ColumnType, DEFAULT_DECIMAL};
-use crate::connectors::values::{parse_decimal, parse_uuid, BatchBuilder, Value};
+use crate::connectors::values::{format_uuid, parse_decimal, parse_uuid, BatchBuilder, Value};
 use crate::connectors::{
     check_cursor_columns, from_sqlx, may_hold_null_timestamps, null_timestamps, ConnectionSpec,
     ConnectorError, ReadBatch, ReadSpec, Source, TableInfo,
@@ -104,41 +106,20 @@ pub(super) fn format_time(t: NaiveTime) -> String {
     t.format("%H:%M:%S%.6f").to_string()
 }
 
-fn bind_cursor<'q>(
-    mut q: Query<'q, Sqlite, SqliteArguments<'q>>,
-    after: &Cursor,
-    key: &Column,
-    ts: Option<&Column>,
-) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, ConnectorError> {
-    match after {
-        Cursor::Start => {}
-        Cursor::Id { last_id } => q = q.bind(*last_id),
-        Cursor::Timestamp { last_ts, last_key } => {
-            let ts = ts.ok_or_else(|| ConnectorError::fatal("the offset is a timestamp cursor but the sync has no timestamp column; reset the offset"))?;
-            // Timestamps are stored as text in one fixed format, so text order is time order.
-            let text = match ts.ty {
-                ColumnType::Date => last_ts.date_naive().to_string(),
-                ColumnType::TimestampTz => format_tstz(*last_ts),
-                _ => format_ts(last_ts.naive_utc()),
-            };
-            q = q.bind(text.clone()).bind(text);
-            q = if key.ty.is_integer() {
-                q.bind(last_key.parse::<i64>().map_err(|_| {
-                    ConnectorError::fatal(format!(
-                        "the offset's key `{last_key}` is not an integer; reset the offset"
-                    ))
-                })?)
-            } else {
-                q.bind(last_key.clone())
-            };
-        }
-        other => {
-            return Err(ConnectorError::fatal(format!(
-                "a SQLite source cannot resume from a {other:?} offset; reset the offset"
-            )))
-        }
+/// Binds a cursor or cutoff value as SQLite stores it: times as text in one fixed format
+/// (so text order is time order), UUIDs as text.
+fn bind_value<'q>(
+    q: Query<'q, Sqlite, SqliteArguments<'q>>,
+    v: CursorValue,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    match v {
+        CursorValue::Int(i) => q.bind(i),
+        CursorValue::Text(s) => q.bind(s),
+        CursorValue::Uuid(u) => q.bind(format_uuid(&u)),
+        CursorValue::Date(d) => q.bind(d.to_string()),
+        CursorValue::Timestamp(t) => q.bind(format_ts(t)),
+        CursorValue::TimestampTz(t) => q.bind(format_tstz(t)),
     }
-    Ok(q)
 }
 
 fn parse_ts(s: &str) -> Option<NaiveDateTime> {
@@ -359,16 +340,16 @@ impl Source for SqliteSource {
                 first: matches!(after, Cursor::Start),
                 extra: None,
                 settle: spec.settle_before.is_some(),
+                literals: None,
             },
         )?;
         let (key, ts) = spec.cursor_columns(columns)?;
-        let mut q = bind_cursor(sqlx::query(&sql), after, key, ts)?;
+        let mut q = sqlx::query(&sql);
+        for p in cursor_params(after, key, ts)? {
+            q = bind_value(q, p.value);
+        }
         if let (Some(cutoff), Some(ts)) = (spec.settle_before, ts) {
-            q = q.bind(match ts.ty {
-                ColumnType::Date => cutoff.date_naive().to_string(),
-                ColumnType::TimestampTz => format_tstz(cutoff),
-                _ => format_ts(cutoff.naive_utc()),
-            });
+            q = bind_value(q, time_param(cutoff, ts.ty));
         }
         let q = q.bind(limit as i64);
         let what = format!("reading {}", spec.describe());
@@ -387,6 +368,6 @@ impl Source for SqliteSource {
             }
             b.end_row();
         }
-        Ok(ReadBatch::keyed(b.finish()?, limit))
+        ReadBatch::keyed(b.finish()?, limit, spec, columns, after)
     }
 }

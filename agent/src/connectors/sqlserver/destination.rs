@@ -11,7 +11,7 @@ use super::tsql::{
 };
 use super::values::{bind, value_of};
 use crate::connectors::sql::{
-    check_existing_columns, commit_record, fenced_off, insert_sql, rows_per_insert,
+    check_existing_columns, commit_record, fenced_off, insert_sql, load_table, rows_per_insert,
 };
 use crate::connectors::types::{columns_of, Column};
 use crate::connectors::values::{value_at, Value};
@@ -306,7 +306,7 @@ impl Destination for SqlServerDestination {
         columns: &[Column],
         keys: &[String],
     ) -> Result<String, ConnectorError> {
-        let load = format!("{table}__idra_load");
+        let load = load_table(table);
         let mut conn = self.with_conn().await?;
         let mut q = Query::new(format!(
             "IF OBJECT_ID(@P1, N'U') IS NOT NULL DROP TABLE {}",

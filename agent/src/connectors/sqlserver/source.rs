@@ -7,9 +7,9 @@ use tokio::sync::Mutex;
 use super::config::{tds_error, Connection, SqlServerConfig};
 use super::tsql::{describe_sql, map_type, D};
 use super::values::{bind, value_of};
-use crate::connectors::sql::{from_clause, read_query, ReadQuery};
-use crate::connectors::types::{Column, ColumnType};
-use crate::connectors::values::{BatchBuilder, Value};
+use crate::connectors::sql::{cursor_params, from_clause, read_query, time_param, ReadQuery};
+use crate::connectors::types::Column;
+use crate::connectors::values::BatchBuilder;
 use crate::connectors::{ConnectionSpec, ConnectorError, ReadBatch, ReadSpec, Source, TableInfo};
 
 pub struct SqlServerSource {
@@ -136,38 +136,16 @@ impl Source for SqlServerSource {
                 first,
                 extra: None,
                 settle: spec.settle_before.is_some(),
+                literals: None,
             },
         )?;
         let (key, ts) = spec.cursor_columns(columns)?;
         let mut q = Query::new(sql);
-        match (after, ts) {
-            (Cursor::Start, _) => {}
-            (Cursor::Id { last_id }, None) => bind(&mut q, Value::Int(*last_id), key.ty)?,
-            (Cursor::Timestamp { last_ts, last_key }, Some(t)) => {
-                let at = match t.ty {
-                    ColumnType::TimestampTz => Value::TimestampTz(*last_ts),
-                    ColumnType::Date => Value::Date(last_ts.date_naive()),
-                    _ => Value::Timestamp(last_ts.naive_utc()),
-                };
-                bind(&mut q, at.clone(), t.ty)?;
-                bind(&mut q, at, t.ty)?;
-                let k = match key.ty {
-                    ty if ty.is_integer() => Value::Int(last_key.parse().map_err(|_| {
-                        ConnectorError::fatal(format!("the stored key `{last_key}` is not an integer; reset the sync's offset"))
-                    })?),
-                    _ => Value::Text(last_key.clone()),
-                };
-                bind(&mut q, k, key.ty)?;
-            }
-            (other, _) => {
-                return Err(ConnectorError::fatal(format!(
-                    "the offset ({}) does not fit this sync's mode; reset the sync's offset",
-                    other.describe()
-                )))
-            }
+        for p in cursor_params(after, key, ts)? {
+            bind(&mut q, p.value.into(), p.ty)?;
         }
         if let (Some(cutoff), Some(t)) = (spec.settle_before, ts) {
-            bind(&mut q, Value::TimestampTz(cutoff), t.ty)?;
+            bind(&mut q, time_param(cutoff, t.ty).into(), t.ty)?;
         }
         q.bind(limit as i64);
         let mut conn = self.with_conn().await?;
@@ -179,6 +157,6 @@ impl Source for SqlServerSource {
             }
             b.end_row();
         }
-        Ok(ReadBatch::keyed(b.finish()?, limit))
+        ReadBatch::keyed(b.finish()?, limit, spec, columns, after)
     }
 }

@@ -60,6 +60,7 @@ fn reads_use_top_and_bound_cursors() {
                 first,
                 extra: None,
                 settle: false,
+                literals: None,
             },
         )
         .unwrap()
