@@ -8,7 +8,7 @@ mod runner;
 pub mod single;
 mod supervisor;
 
-pub use backoff::Backoff;
+pub use backoff::{first_run_delay, Backoff, MAX_FIRST_RUN_JITTER};
 pub use offsets::{FileOffsets, OffsetStore, StoreOffsets};
 pub use runner::{RunReport, Runner, SyncJob, FAULT_ENV};
 pub use supervisor::Supervisor;

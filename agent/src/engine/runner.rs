@@ -2,7 +2,7 @@
 //! one is written, committing the offset only after the destination committed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use chrono::Utc;
@@ -64,11 +64,42 @@ fn read_spec(sync: &SyncConfig) -> ReadSpec {
     }
 }
 
+/// An idle sync's status is written at least this often, so its `last_run` stays roughly
+/// current; in between, a run that copied nothing and changed nothing writes nothing.
+pub const STATUS_HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// A sync's status as this runner knows it, kept across its runs: read from the offset
+/// store once, then written only when it says something new (see [`Runner::run_once`]).
+struct Reported {
+    /// The status as of the latest run (`last_run` is when it last checked).
+    current: SyncStatus,
+    /// What this runner last wrote, and when; `None` until its first write.
+    written: Option<(SyncStatus, Instant)>,
+}
+
+impl Reported {
+    /// Rows were copied, the state, error or agent changed, or the last write is a
+    /// heartbeat old (or there was none yet).
+    fn write_due(&self, now: Instant) -> bool {
+        let Some((last, at)) = &self.written else {
+            return true;
+        };
+        let s = &self.current;
+        last.rows != s.rows
+            || last.state != s.state
+            || last.error != s.error
+            || last.agent != s.agent
+            || now.duration_since(*at) >= STATUS_HEARTBEAT
+    }
+}
+
 pub struct Runner {
     pub job: SyncJob,
     pub offsets: Arc<dyn OffsetStore>,
     pub shutdown: watch::Receiver<bool>,
     commits: u64,
+    /// Loaded by the first run; kept for the next ones.
+    status: Option<Reported>,
 }
 
 impl Runner {
@@ -82,6 +113,7 @@ impl Runner {
             offsets,
             shutdown,
             commits: 0,
+            status: None,
         }
     }
 
@@ -172,27 +204,54 @@ impl Runner {
         self.offsets.commit(&sync.id, &self.offset_at(cursor)).await
     }
 
-    async fn report(&self, status: &mut SyncStatus, state: SyncState, error: Option<String>) {
+    /// Sets the state in memory, and writes the status when that says something new.
+    async fn report(&self, reported: &mut Reported, state: SyncState, error: Option<String>) {
+        let status = &mut reported.current;
         status.state = state;
         status.error = error;
         status.agent = self.job.agent.clone();
         status.last_run = Some(Utc::now());
-        if let Err(e) = self.offsets.set_status(&self.job.sync.id, status).await {
-            tracing::warn!(sync = %self.job.sync.name, error = %e, "could not record the sync status");
+        let now = Instant::now();
+        if !reported.write_due(now) {
+            return;
+        }
+        let status = &reported.current;
+        match self.offsets.set_status(&self.job.sync.id, status).await {
+            Ok(()) => reported.written = Some((status.clone(), now)),
+            // Left as it was written: the next run tries again.
+            Err(e) => {
+                tracing::warn!(sync = %self.job.sync.name, error = %e, "could not record the sync status")
+            }
         }
     }
 
     /// Copies until the source is caught up (or shutdown is requested between batches).
+    ///
+    /// Idle costs nothing: the status is read once (by the first run) and kept; a run that
+    /// copied nothing and ends in the state it began writes nothing, except a heartbeat at
+    /// most every [`STATUS_HEARTBEAT`]. "Running" is written when the first batch is about
+    /// to be written, so a long copy shows it; the outcome at the end when it differs.
     pub async fn run_once(&mut self) -> Result<RunReport, ConnectorError> {
-        let mut status = self
-            .offsets
-            .load_status(&self.job.sync.id)
-            .await?
-            .unwrap_or_default();
-        self.report(&mut status, SyncState::Running, None).await;
+        let mut reported = match self.status.take() {
+            Some(r) => r,
+            None => Reported {
+                current: self
+                    .offsets
+                    .load_status(&self.job.sync.id)
+                    .await?
+                    .unwrap_or_default(),
+                written: None,
+            },
+        };
+        let result = self.run_reported(&mut reported).await;
+        self.status = Some(reported);
+        result
+    }
+
+    async fn run_reported(&mut self, reported: &mut Reported) -> Result<RunReport, ConnectorError> {
         let started_at = Utc::now();
-        let rows_before = status.rows;
-        let result = self.copy(&mut status).await;
+        let rows_before = reported.current.rows;
+        let result = self.copy(reported).await;
         let (outcome, message) = match &result {
             Ok(_) => (RunOutcome::Ok, None),
             Err(e) if e.is_retryable() => (RunOutcome::Retrying, Some(e.message.clone())),
@@ -202,7 +261,7 @@ impl Runner {
             sync_id: self.job.sync.id.clone(),
             started_at,
             ended_at: Utc::now(),
-            rows: status.rows.saturating_sub(rows_before),
+            rows: reported.current.rows.saturating_sub(rows_before),
             outcome,
             message,
             agent: self.job.agent.clone(),
@@ -218,14 +277,14 @@ impl Runner {
             RunOutcome::Retrying => SyncState::Retrying,
             RunOutcome::Failed => SyncState::Failed,
         };
-        self.report(&mut status, state, run.message).await;
+        self.report(reported, state, run.message).await;
         result
     }
 
     /// One run as a sequence of named steps: check the sync, open both ends, prepare the
     /// destination, resolve the start once, then read and write batches until caught up,
     /// and finish the load.
-    async fn copy(&mut self, status: &mut SyncStatus) -> Result<RunReport, ConnectorError> {
+    async fn copy(&mut self, reported: &mut Reported) -> Result<RunReport, ConnectorError> {
         self.check_sync()?;
         let source: Arc<dyn Source> = Arc::from(connectors::open_source(&self.job.source)?);
         let dest = connectors::open_destination(&self.job.destination)?;
@@ -253,7 +312,7 @@ impl Runner {
                 dest.as_ref(),
                 &target,
                 batches,
-                status,
+                reported,
                 &mut report,
             )
             .await;
@@ -344,18 +403,22 @@ impl Runner {
     }
 
     /// Writes each batch with its commit record, then commits the offset and acknowledges
-    /// the source; stops between batches when shutdown is requested.
+    /// the source; stops between batches when shutdown is requested. Reports "Running"
+    /// before the first batch is written.
     async fn write_batches(
         &mut self,
         source: &dyn Source,
         dest: &dyn Destination,
         target: &Target,
         mut batches: mpsc::Receiver<Result<(RecordBatch, Cursor), ConnectorError>>,
-        status: &mut SyncStatus,
+        reported: &mut Reported,
         report: &mut RunReport,
     ) -> Result<Written, ConnectorError> {
         while let Some(item) = batches.recv().await {
             let (batch, cursor) = item?;
+            if report.batches == 0 {
+                self.report(reported, SyncState::Running, None).await;
+            }
             let began = Instant::now();
             let batch = self.write_batch(dest, target, batch, &cursor).await?;
             self.abort_if_fault_injected();
@@ -365,7 +428,13 @@ impl Runner {
                     .await?;
             }
             source.acknowledge(&cursor).await?;
-            record_batch(report, status, batch.num_rows() as u64, cursor, began);
+            record_batch(
+                report,
+                &mut reported.current,
+                batch.num_rows() as u64,
+                cursor,
+                began,
+            );
             if self.stopping() {
                 // Shutdown between batches: everything written so far is committed.
                 return Ok(Written::Stopped);
@@ -544,4 +613,55 @@ fn record_batch(
     };
     status.rate = rows as f64 / seconds.max(1e-6);
     report.cursor = cursor;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(state: SyncState, rows: u64, ago: Duration) -> Reported {
+        let status = SyncStatus {
+            state,
+            rows,
+            agent: Some("a".into()),
+            ..SyncStatus::default()
+        };
+        Reported {
+            current: status.clone(),
+            written: Some((status, Instant::now() - ago)),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_status_is_written_only_as_a_heartbeat() {
+        let now = Instant::now();
+        let mut r = written(SyncState::Idle, 10, Duration::from_secs(5));
+        r.current.last_run = Some(Utc::now());
+        assert!(!r.write_due(now), "an idle run writes nothing");
+        let old = written(SyncState::Idle, 10, STATUS_HEARTBEAT);
+        assert!(old.write_due(Instant::now()), "a heartbeat a minute on");
+    }
+
+    #[test]
+    fn rows_state_error_and_agent_changes_are_written() {
+        let now = Instant::now();
+        let fresh = Duration::from_secs(1);
+        let mut r = written(SyncState::Idle, 10, fresh);
+        r.current.rows = 11;
+        assert!(r.write_due(now));
+        let mut r = written(SyncState::Idle, 10, fresh);
+        r.current.state = SyncState::Running;
+        assert!(r.write_due(now));
+        let mut r = written(SyncState::Retrying, 10, fresh);
+        r.current.error = Some("down".into());
+        assert!(r.write_due(now));
+        let mut r = written(SyncState::Idle, 10, fresh);
+        r.current.agent = Some("b".into());
+        assert!(r.write_due(now));
+        let first = Reported {
+            current: SyncStatus::default(),
+            written: None,
+        };
+        assert!(first.write_due(now), "a runner's first outcome is written");
+    }
 }

@@ -3,20 +3,25 @@
 //! disabled and deleted ones (after their current batch). Each sync runs under its lock on
 //! the agent's lease; the lock's fencing token guards its offset commits and its
 //! destination writes.
+//!
+//! Idle costs nothing: "Run now" requests arrive through one watch per agent (not a poll
+//! per sync), a run that copied nothing writes nothing (see [`Runner::run_once`]), and first
+//! runs are spread over up to 5 s.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use idra_core::model::Assignment;
 use idra_core::model::SyncConfig;
 use idra_core::secret::{Cipher, DataSourceRecord};
-use idra_core::store::{self, decode, Keys, LeaseId, Store};
-use tokio::sync::watch;
+use idra_core::store::{self, decode, EventKind, Keys, LeaseId, ListOptions, Store, StoreError};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::{Backoff, OffsetStore, Runner, StoreOffsets, SyncJob};
+use super::{first_run_delay, Backoff, OffsetStore, Runner, StoreOffsets, SyncJob};
 use crate::connectors::{ConnectionSpec, ConnectorError};
 
 pub struct Supervisor {
@@ -52,6 +57,152 @@ impl Drop for SyncTask {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// "Run now" requests (`run_requests/<sync-id>`) seen by the agent's watch, handed to the
+/// tasks of the syncs they name. A request for a sync without a task here (yet) waits in
+/// `pending` while its key exists: its task takes it when it starts, or the agent running
+/// it elsewhere deletes the key.
+#[derive(Default)]
+struct RunRequests {
+    inner: Mutex<Requests>,
+}
+
+#[derive(Default)]
+struct Requests {
+    tasks: HashMap<String, Arc<Notify>>,
+    pending: HashSet<String>,
+}
+
+impl RunRequests {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A sync's task starts listening; a request already waiting wakes it at once.
+    fn register(self: &Arc<Self>, sync_id: &str) -> Registration {
+        let notify = Arc::new(Notify::new());
+        let mut r = self.lock();
+        if r.pending.remove(sync_id) {
+            notify.notify_one();
+        }
+        r.tasks.insert(sync_id.to_string(), notify.clone());
+        Registration {
+            requests: self.clone(),
+            sync_id: sync_id.to_string(),
+            notify,
+        }
+    }
+
+    /// A request's key was written. (A task busy running keeps it as a permit: it runs
+    /// again right after.)
+    fn requested(&self, sync_id: &str) {
+        let mut r = self.lock();
+        match r.tasks.get(sync_id) {
+            Some(notify) => notify.notify_one(),
+            None => {
+                r.pending.insert(sync_id.to_string());
+            }
+        }
+    }
+
+    /// A request's key was deleted (taken by whoever runs the sync).
+    fn withdrawn(&self, sync_id: &str) {
+        self.lock().pending.remove(sync_id);
+    }
+
+    /// The requests present when the watch (re)started: all of them are due, and only they
+    /// can still be pending.
+    fn present(&self, sync_ids: Vec<String>) {
+        let mut r = self.lock();
+        r.pending.clear();
+        for id in sync_ids {
+            match r.tasks.get(&id) {
+                Some(notify) => notify.notify_one(),
+                None => {
+                    r.pending.insert(id);
+                }
+            }
+        }
+    }
+}
+
+/// A sync task's place in [`RunRequests`], given up when the task ends (or is aborted).
+struct Registration {
+    requests: Arc<RunRequests>,
+    sync_id: String,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut r = self.requests.lock();
+        if r.tasks
+            .get(&self.sync_id)
+            .is_some_and(|n| Arc::ptr_eq(n, &self.notify))
+        {
+            r.tasks.remove(&self.sync_id);
+        }
+    }
+}
+
+/// Follows `run_requests/` for the agent's whole session, reconnecting after a failure:
+/// each (re)start reads the requests already there (written before the watch began, or
+/// while it was down), then watches from that revision on.
+async fn watch_run_requests(store: Arc<dyn Store>, prefix: String, requests: Arc<RunRequests>) {
+    loop {
+        match follow_run_requests(store.as_ref(), &prefix, &requests).await {
+            Ok(()) => tracing::debug!("run-request watch ended; watching again"),
+            Err(e) => tracing::warn!(error = %e, "run-request watch failed; watching again"),
+        }
+        // One agent-wide read a second at worst while the store is down.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn follow_run_requests(
+    store: &dyn Store,
+    prefix: &str,
+    requests: &RunRequests,
+) -> Result<(), StoreError> {
+    let id_of = |key: &str| key.strip_prefix(prefix).map(str::to_string);
+    let mut ids = Vec::new();
+    let mut revision = None;
+    let mut start_after = None;
+    loop {
+        let page = store
+            .list(
+                prefix,
+                ListOptions {
+                    start_after: start_after.clone(),
+                    limit: 500,
+                },
+            )
+            .await?;
+        // Watching from the first page's revision on replays at worst a few requests
+        // read again on later pages: running a sync twice for one request is harmless.
+        revision.get_or_insert(page.revision);
+        start_after = page.kvs.last().map(|kv| kv.key.clone());
+        ids.extend(page.kvs.iter().filter_map(|kv| id_of(&kv.key)));
+        if !page.more {
+            break;
+        }
+    }
+    let mut events = store
+        .watch(prefix, revision.unwrap_or_default() + 1)
+        .await?;
+    requests.present(ids);
+    while let Some(event) = events.next().await {
+        let event = event?;
+        let Some(id) = id_of(&event.kv.key) else {
+            continue;
+        };
+        match event.kind {
+            EventKind::Put => requests.requested(&id),
+            EventKind::Delete => requests.withdrawn(&id),
+        }
+    }
+    Ok(())
 }
 
 impl Supervisor {
@@ -114,6 +265,13 @@ impl Supervisor {
 
     /// Runs until `shutdown` flips, then stops every sync after its current batch.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // One watch for every sync's "Run now", ended with the supervisor.
+        let requests = Arc::new(RunRequests::default());
+        let _watch = SyncTask(tokio::spawn(watch_run_requests(
+            self.store.clone(),
+            self.keys.run_request(""),
+            requests.clone(),
+        )));
         let mut running: HashMap<String, Running> = HashMap::new();
         // Tasks asked to stop (revoked, disabled, edited) that have not ended yet. An edited
         // sync starts again only once its old task ended and released the lock: two runs of
@@ -128,7 +286,8 @@ impl Supervisor {
                         if running.contains_key(&id) || stopping.contains_key(&id) {
                             continue;
                         }
-                        running.insert(id, self.clone().start(sync));
+                        let started = self.clone().start(sync, requests.clone());
+                        running.insert(id, started);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot list syncs; retrying"),
@@ -176,11 +335,17 @@ impl Supervisor {
         }
     }
 
-    fn start(self: Arc<Self>, sync: SyncConfig) -> Running {
+    fn start(self: Arc<Self>, sync: SyncConfig, requests: Arc<RunRequests>) -> Running {
         let (stop, stop_rx) = watch::channel(false);
         let updated_at = sync.updated_at;
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let task = SyncTask(tokio::spawn(self.supervise(sync, stop_rx, failed.clone())));
+        let run_now = requests.register(&sync.id);
+        let task = SyncTask(tokio::spawn(self.supervise(
+            sync,
+            stop_rx,
+            failed.clone(),
+            run_now,
+        )));
         Running {
             updated_at,
             stop,
@@ -207,13 +372,16 @@ impl Supervisor {
         }
     }
 
-    /// One sync: take its lock, then run it every poll interval until stopped. A fatal
-    /// error ends the task; the sync stays failed (its status says why) until it is edited.
+    /// One sync: take its lock, then run it every poll interval until stopped, or at once
+    /// on "Run now". A fatal error ends the task; the sync stays failed (its status says
+    /// why) until it is edited. The first run waits a random part of the poll interval (at
+    /// most 5 s), so syncs started together do not all query their sources at once.
     async fn supervise(
         self: Arc<Self>,
         sync: SyncConfig,
         mut stop: watch::Receiver<bool>,
         failed: Arc<std::sync::atomic::AtomicBool>,
+        run_now: Registration,
     ) {
         let name = sync.name.clone();
         let lock_key = self.keys.sync_lock(&sync.id);
@@ -241,24 +409,50 @@ impl Supervisor {
             guard: Some(guard.clone()),
         });
         let poll = Duration::from_secs(sync.poll_interval_secs.max(1) as u64);
+        let run_key = self.keys.run_request(&sync.id);
         let mut backoff = Backoff::default();
+        // One runner for the task's life: it keeps the status it last wrote, so a run that
+        // copies nothing writes nothing. (The data sources are read again for every run: an
+        // edit to one applies from the next run.)
+        let mut runner: Option<Runner> = None;
+        let mut wait = first_run_delay(poll);
         loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                _ = run_now.notify.notified() => {
+                    // Taken: the request's key goes (its watch event is then ignored).
+                    if let Err(e) = self.store.delete(&run_key).await {
+                        tracing::warn!(sync = %name, error = %e, "cannot delete the run request; running anyway");
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
             let result = async {
                 let source = self.connection(&sync.source.datasource_id).await?;
                 let destination = self.connection(&sync.destination.datasource_id).await?;
-                let job = SyncJob {
-                    sync: sync.clone(),
-                    source,
-                    destination,
-                    fence: guard.token(epoch),
-                    agent: Some(self.agent_id.clone()),
+                let runner = match runner.as_mut() {
+                    Some(r) => {
+                        r.job.source = source;
+                        r.job.destination = destination;
+                        r
+                    }
+                    None => runner.insert(Runner::new(
+                        SyncJob {
+                            sync: sync.clone(),
+                            source,
+                            destination,
+                            fence: guard.token(epoch),
+                            agent: Some(self.agent_id.clone()),
+                        },
+                        offsets.clone(),
+                        stop.clone(),
+                    )),
                 };
-                Runner::new(job, offsets.clone(), stop.clone())
-                    .run_once()
-                    .await
+                runner.run_once().await
             }
             .await;
-            let wait = match result {
+            wait = match result {
                 Ok(_) => {
                     backoff.reset();
                     poll
@@ -274,22 +468,6 @@ impl Supervisor {
                     break;
                 }
             };
-            // "Run now" (a run request in the Store) cuts the wait short.
-            let run_key = self.keys.run_request(&sync.id);
-            let run_now = async {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    if let Ok(Some(_)) = self.store.get(&run_key).await {
-                        let _ = self.store.delete(&run_key).await;
-                        return;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = run_now => {}
-                _ = stop.changed() => break,
-            }
         }
         self.release(&guard).await;
     }
