@@ -866,3 +866,36 @@ async fn postgres_timestamps_before_year_one_and_after_9999_resume_exactly() {
         );
     }
 }
+
+#[tokio::test]
+async fn postgres_citext_keys_resume_in_the_order_they_are_read() {
+    // citext is read as text and sorted as text; the cursor must compare as text too, or
+    // a resumed read skips keys whose case-insensitive order differs.
+    let db = Db::pg();
+    db.exec("CREATE EXTENSION IF NOT EXISTS citext").await;
+    let t = unique("pg_citext_keys");
+    db.exec(&format!(
+        "CREATE TABLE {t} (k citext PRIMARY KEY, ts timestamptz NOT NULL)"
+    ))
+    .await;
+    db.exec(&format!(
+        "INSERT INTO {t} VALUES ('b', '2024-01-01'), ('B2', '2024-01-01'), ('a', '2024-01-01'), ('Z', '2024-01-01')"
+    ))
+    .await;
+    let spec = idra_agent::connectors::ReadSpec {
+        table: Some(t.clone()),
+        query: None,
+        key: "k".into(),
+        timestamp: Some("ts".into()),
+        settle_before: None,
+        snapshot: false,
+    };
+    let read = read_one_by_one(&db, &spec).await;
+    let mut sorted = read.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["B2", "Z", "a", "b"].map(String::from),
+        "read {read:?}"
+    );
+}

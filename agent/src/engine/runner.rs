@@ -121,7 +121,8 @@ impl Runner {
         *self.shutdown.borrow()
     }
 
-    /// Where this run starts, read once. The destination's own commit record wins when it
+    /// Where this run starts (the Store's offset read once, twice when claiming). The
+    /// destination's own commit record wins when it
     /// exists: it was written in the same transaction as the rows, so it is exactly what is
     /// there (after a crash between the destination commit and the offset commit, the
     /// Store's offset is one batch behind; resuming from it would copy that batch twice).
@@ -133,23 +134,23 @@ impl Runner {
         spec: &ReadSpec,
     ) -> Result<Cursor, ConnectorError> {
         let sync = &self.job.sync;
-        let stored = self.offsets.load(&sync.id).await?;
         let by_offset = matches!(sync.mode, SyncMode::ById | SyncMode::ByTimestamp);
         if self.job.fence > 0 && !target.overwrite {
             // Take the destination over before reading where it stands: a paused former
             // holder can commit nothing from here on, so what we read next is final.
-            let fallback = match &stored {
-                Some(o) if by_offset && !target.created => o.cursor.clone(),
+            let fallback = match self.offsets.load(&sync.id).await? {
+                Some(o) if by_offset && !target.created => o.cursor,
                 _ => Cursor::Start,
             };
             dest.claim(&sync.id, &target.table, self.job.fence, &fallback)
                 .await?;
         }
+        // Read after the claim, so an offset edited before it (while no one held the lock)
+        // is seen.
+        let stored = self.offsets.load(&sync.id).await?;
         match sync.mode {
             SyncMode::ById | SyncMode::ByTimestamp => {
-                // A person set the offset by hand (the sync was paused): start there. (The
-                // API refuses an edit while this run holds the sync's lock, so the offset
-                // read above is current.)
+                // A person set the offset by hand (the sync was paused): start there.
                 if let Some(o) = stored.as_ref().filter(|o| o.edited) {
                     self.adopt_edited_offset(dest, columns, &o.cursor).await?;
                     return Ok(o.cursor.clone());

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use futures::TryStreamExt;
 use idra_core::model::Cursor;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Column as _, Executor, Postgres, Row, TypeInfo};
 
@@ -42,8 +43,8 @@ pub struct PostgresSource {
     display: String,
     /// A full refresh's snapshot: one read-only repeatable-read transaction that every
     /// batch of the run reads from, so the run copies the table as of one moment. Ends
-    /// with the run's last batch (or rolls back when the run is dropped).
-    snapshot: tokio::sync::Mutex<Option<sqlx::Transaction<'static, Postgres>>>,
+    /// with the run's last batch (its connection is closed, ending the transaction).
+    snapshot: tokio::sync::Mutex<Option<PoolConnection<Postgres>>>,
 }
 
 impl PostgresSource {
@@ -135,14 +136,42 @@ pub(super) async fn table_columns(
 }
 
 impl PostgresSource {
-    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, Postgres>, ConnectorError> {
+    /// A connection in a read-only repeatable-read transaction. It is closed when dropped
+    /// (never returned to the pool with the transaction open, nor mid-COPY).
+    async fn begin_snapshot(&self) -> Result<PoolConnection<Postgres>, ConnectorError> {
         let what = "starting the full refresh's snapshot";
-        let mut tx = self.pool.begin().await.map_err(|e| from_sqlx(e, what))?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        let mut conn = self.pool.acquire().await.map_err(|e| from_sqlx(e, what))?;
+        conn.close_on_drop();
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
             .await
             .map_err(|e| from_sqlx(e, what))?;
-        Ok(tx)
+        Ok(conn)
+    }
+}
+
+/// A pooled connection that goes back to the pool only when the COPY read on it ran to its
+/// end. A read stopped early (an error, or the reader aborted when its run ends) leaves
+/// COPY data unread, which sqlx would take for the reply to the connection's next query:
+/// such a connection is closed instead.
+struct CopyConnection(Option<PoolConnection<Postgres>>);
+
+impl CopyConnection {
+    fn conn(&mut self) -> &mut PgConnection {
+        self.0.as_mut().expect("held until done")
+    }
+
+    /// The read ended cleanly: the connection may be reused.
+    fn done(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for CopyConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
     }
 }
 
@@ -242,20 +271,26 @@ impl Source for PostgresSource {
         if spec.snapshot {
             return self.read_snapshot(spec, columns, after, limit, &copy).await;
         }
-        if spec.query.is_some() {
-            // A custom query runs in a read-only transaction: a function with side effects
-            // called inside it fails instead of writing to the source.
-            let mut tx = self.pool.begin().await.map_err(|e| from_sqlx(e, &what))?;
-            sqlx::query("SET TRANSACTION READ ONLY")
-                .execute(&mut *tx)
+        let mut c = CopyConnection(Some(
+            self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?,
+        ));
+        // A custom query runs in a read-only transaction: a function with side effects
+        // called inside it fails instead of writing to the source.
+        let custom = spec.query.is_some();
+        if custom {
+            sqlx::query("BEGIN READ ONLY")
+                .execute(c.conn())
                 .await
                 .map_err(|e| from_sqlx(e, &what))?;
-            copy_rows(&mut tx, &copy, columns, &mut b, &what).await?;
-            let _ = tx.rollback().await;
-        } else {
-            let mut conn = self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?;
-            copy_rows(&mut conn, &copy, columns, &mut b, &what).await?;
         }
+        copy_rows(c.conn(), &copy, columns, &mut b, &what).await?;
+        if custom {
+            sqlx::query("ROLLBACK")
+                .execute(c.conn())
+                .await
+                .map_err(|e| from_sqlx(e, &what))?;
+        }
+        c.done();
         ReadBatch::keyed(b.finish()?, limit, spec, columns, after)
     }
 }
@@ -274,16 +309,21 @@ impl PostgresSource {
         let what = format!("reading {}", spec.describe());
         let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut snapshot = self.snapshot.lock().await;
-        if matches!(after, Cursor::Start) || snapshot.is_none() {
+        if matches!(after, Cursor::Start) {
             *snapshot = Some(self.begin_snapshot().await?);
+        } else if snapshot.is_none() {
+            // Reading on in a new snapshot would mix two moments of the table.
+            return Err(ConnectorError::retryable(
+                "the full refresh's snapshot ended with a failed read; the refresh starts again",
+            ));
         }
-        let tx = snapshot.as_mut().expect("snapshot begun");
-        copy_rows(tx, copy, columns, &mut b, &what).await?;
+        // Taken out while it reads: a read that fails or is aborted drops (and so closes)
+        // it, and a later read of this run cannot continue in a broken snapshot.
+        let mut conn = snapshot.take().expect("snapshot begun");
+        copy_rows(&mut conn, copy, columns, &mut b, &what).await?;
         let batch = ReadBatch::keyed(b.finish()?, limit, spec, columns, after)?;
-        if !batch.more {
-            if let Some(tx) = snapshot.take() {
-                let _ = tx.rollback().await;
-            }
+        if batch.more {
+            *snapshot = Some(conn);
         }
         Ok(batch)
     }
@@ -334,7 +374,9 @@ fn copy_statement(
 fn literal(v: &CursorValue) -> String {
     match v {
         CursorValue::Int(i) => format!("({i})"),
-        CursorValue::Text(s) => format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+        // `::text`, as the parameter it replaced: keys of types read as text (citext, enums)
+        // then compare as text, in the order the read sorts them, or fail loudly.
+        CursorValue::Text(s) => format!("E'{}'::text", s.replace('\\', "\\\\").replace('\'', "''")),
         CursorValue::Uuid(u) => format!("'{}'::uuid", format_uuid(u)),
         CursorValue::Date(d) => format!("'{}'::date", pg_date(*d)),
         CursorValue::Timestamp(t) => format!("'{}'::timestamp", pg_timestamp(*t)),
@@ -364,7 +406,9 @@ fn era_year(y: i32) -> (i32, &'static str) {
     }
 }
 
-/// Streams one COPY's output into `b`.
+/// Streams one COPY's output into `b`. A read that stops early (an error, or the reader
+/// aborted when the run ends) leaves its connection mid-COPY; sqlx's ping before reuse
+/// refuses such a connection, and the run's pools end with the run anyway.
 async fn copy_rows(
     conn: &mut PgConnection,
     copy: &str,
