@@ -139,55 +139,42 @@ pub fn decode_numeric(raw: &[u8], scale: i8) -> Option<i128> {
     Some(if sign == NUMERIC_NEG { -acc } else { acc })
 }
 
-/// Unscaled i128 at `scale` → Postgres numeric.
+/// Unscaled i128 at `scale` → Postgres numeric: base-10000 digits, most significant first,
+/// aligned so the decimal point falls between two of them. Computed by division (no
+/// string formatting: this runs for every numeric value a copy writes).
 pub fn encode_numeric(v: i128, scale: i8, out: &mut Vec<u8>) {
     let scale = scale.max(0) as u32;
-    let neg = v < 0;
-    let digits = v.unsigned_abs().to_string();
-    let (int_part, frac_part) = if digits.len() as u32 > scale {
-        digits.split_at(digits.len() - scale as usize)
+    // Scaling by 10^pad makes the fractional digits fill whole groups; done on the first
+    // group alone, so a 38-digit value cannot overflow.
+    let pad = (4 - scale % 4) % 4;
+    let mut rest = v.unsigned_abs();
+    let first_base = 10u128.pow(4 - pad);
+    let mut groups: Vec<u16> = Vec::with_capacity(10);
+    groups.push(((rest % first_base) * 10u128.pow(pad)) as u16);
+    rest /= first_base;
+    while rest > 0 {
+        groups.push((rest % 10_000) as u16);
+        rest /= 10_000;
+    }
+    // `groups` is least significant first; the fraction is its first (scale + pad) / 4.
+    let frac_groups = ((scale + pad) / 4) as i32;
+    let trailing_zeros = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..trailing_zeros);
+    let weight = if groups.is_empty() {
+        0
     } else {
-        ("", digits.as_str())
+        (groups.len() + trailing_zeros) as i32 - frac_groups - 1
     };
-    let frac = format!(
-        "{}{frac_part}",
-        "0".repeat(scale as usize - frac_part.len())
-    );
-    // Integer part: groups of four from the right; fraction: groups of four from the left.
-    let mut groups: Vec<u16> = Vec::new();
-    let int_pad = (4 - int_part.len() % 4) % 4;
-    let int_full = format!("{}{int_part}", "0".repeat(int_pad));
-    for chunk in int_full.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).unwrap().parse().unwrap());
-    }
-    let int_groups = groups.len() as i32;
-    let frac_pad = (4 - frac.len() % 4) % 4;
-    let frac_full = format!("{frac}{}", "0".repeat(frac_pad));
-    for chunk in frac_full.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).unwrap().parse().unwrap());
-    }
-    let mut weight = int_groups - 1;
-    let lead = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..lead);
-    weight -= lead as i32;
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
+    let sign = if v < 0 && !groups.is_empty() {
+        NUMERIC_NEG
+    } else {
+        NUMERIC_POS
+    };
     out.extend_from_slice(&(groups.len() as u16).to_be_bytes());
     out.extend_from_slice(&(weight as i16).to_be_bytes());
-    out.extend_from_slice(
-        &(if neg && !groups.is_empty() {
-            NUMERIC_NEG
-        } else {
-            NUMERIC_POS
-        })
-        .to_be_bytes(),
-    );
+    out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&(scale as u16).to_be_bytes());
-    for g in groups {
+    for g in groups.iter().rev() {
         out.extend_from_slice(&g.to_be_bytes());
     }
 }
@@ -204,7 +191,6 @@ pub fn encode_rows(
 ) -> Result<(), ConnectorError> {
     let arrays: Vec<&ArrayRef> = batch.columns().iter().collect();
     let ncols = columns.len() as i16;
-    let mut scratch = Vec::with_capacity(32);
     for row in rows {
         out.extend_from_slice(&ncols.to_be_bytes());
         for (col, array) in columns.iter().zip(&arrays) {
@@ -212,10 +198,12 @@ pub fn encode_rows(
                 out.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
             }
-            scratch.clear();
-            encode_value(col, array, row, &mut scratch)?;
-            out.extend_from_slice(&(scratch.len() as i32).to_be_bytes());
-            out.extend_from_slice(&scratch);
+            // The value goes straight after a length placeholder, filled in once known.
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            encode_value(col, array, row, out)?;
+            let len = (out.len() - at - 4) as i32;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         }
     }
     Ok(())
@@ -491,6 +479,12 @@ mod tests {
             (1, 10),
             (-987654321987654321, 4),
             (10000, 0),
+            (5, 5),
+            (50, 2),
+            (1_000_000, 2),
+            (99_999_999_999_999_999_999_999_999_999_999_999_999, 0),
+            (-99_999_999_999_999_999_999_999_999_999_999_999_999, 38),
+            (10i128.pow(37), 3),
         ] {
             let mut buf = Vec::new();
             encode_numeric(v, scale, &mut buf);
@@ -508,6 +502,15 @@ mod tests {
         let mut buf = Vec::new();
         encode_numeric(12345, 2, &mut buf);
         assert_eq!(buf, vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 17, 148]);
+        // 0.00005 = [5000] at weight -2; 100.00 = [100] at weight 0 (no trailing zero groups).
+        let mut buf = Vec::new();
+        encode_numeric(5, 5, &mut buf);
+        assert_eq!(buf, vec![0, 1, 255, 254, 0, 0, 0, 5, 19, 136]);
+        let mut buf = Vec::new();
+        encode_numeric(10_000, 2, &mut buf);
+        assert_eq!(buf, vec![0, 1, 0, 0, 0, 0, 0, 2, 0, 100]);
+        let mut buf = Vec::new();
+        encode_numeric(12345, 2, &mut buf);
         // Decoding a value with more fractional digits than the column scale truncates.
         assert_eq!(decode_numeric(&buf, 1), Some(1234));
     }
