@@ -19,7 +19,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -253,8 +253,21 @@ fn config(cases: &[Case], batch: &dyn Fn(usize) -> u64) -> String {
         .to_string()
 }
 
+/// The agent binary this run checks: a copy taken when the run starts, so a build during a
+/// long run (which replaces target/debug/idra-agent) cannot swap other code in mid-run.
+fn agent_binary() -> &'static Path {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("idra-checker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("idra-agent");
+        std::fs::copy(env!("CARGO_BIN_EXE_idra-agent"), &copy).unwrap();
+        copy
+    })
+}
+
 fn start_agent(config: &Path, state: &Path, abort_after: Option<u64>) -> Child {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_idra-agent"));
+    let mut c = Command::new(agent_binary());
     c.arg("--config")
         .arg(config)
         .arg("--state-dir")
@@ -340,7 +353,7 @@ async fn inject_faults(
 /// `--once` until it succeeds: every sync catches up with the (now quiet) sources.
 fn catch_up(config_path: &Path, state: &Path) {
     for attempt in 1..=5 {
-        let status = Command::new(env!("CARGO_BIN_EXE_idra-agent"))
+        let status = Command::new(agent_binary())
             .arg("--config")
             .arg(config_path)
             .arg("--state-dir")
@@ -413,6 +426,7 @@ async fn sources_and_destinations_agree_after_faults() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     println!("checker: seed {seed}, {secs} s of faults (IDRA_CHECK_SEED={seed} IDRA_CHECK_SECS={secs} to replay)");
+    agent_binary();
     let mut rng = Rng(seed);
     let run = format!("chk{}", &unique("")[1..7]);
     let sources = [Db::pg(), Db::mysql(), Db::sqlite()];

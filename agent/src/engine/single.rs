@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{first_run_delay, Backoff, FileOffsets, OffsetStore, Runner, SyncJob};
+use super::{Backoff, FileOffsets, OffsetStore, Runner, SyncJob};
 use crate::config::{FileConfig, FileDataSource};
 use crate::connectors::{ConnectionSpec, ConnectorError};
 
@@ -90,13 +90,9 @@ async fn drive(mut runner: Runner, once: bool) -> Result<(), String> {
     let poll = Duration::from_secs(runner.job.sync.poll_interval_secs as u64);
     let mut backoff = Backoff::default();
     let mut shutdown = runner.shutdown.clone();
-    // Spread the first runs of the file's syncs (not in `once`: it runs each sync once, now).
-    if !once {
-        tokio::select! {
-            _ = tokio::time::sleep(first_run_delay(poll)) => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-    }
+    // No first-run jitter here (the cluster supervisor spreads its syncs): a file's syncs
+    // are few, and an agent restarted after a crash resumes at once, which is also what
+    // lets the checker's frequent restarts land faults in the middle of copies.
     // One runner for the sync's whole life: it keeps the last written status, so a run that
     // copies nothing leaves the state file alone.
     loop {
