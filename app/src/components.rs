@@ -8,7 +8,24 @@ use crate::api::UiError;
 /// The error of a failed load or action, announced to screen readers.
 #[component]
 pub fn ErrorMessage(error: UiError) -> impl IntoView {
-    view! { <p class="error" role="alert">{error.to_string()}</p> }
+    if error.signed_out {
+        return view! { <SignedOut/> }.into_any();
+    }
+    view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()
+}
+
+/// Where a page lands when its session ended under it: the browser goes to the login
+/// page, which says why (the link is for the moment before it does, and without wasm).
+#[component]
+fn SignedOut() -> impl IntoView {
+    const LOGIN: &str = "/login?expired=1";
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| navigate(LOGIN, Default::default()));
+    view! {
+        <p class="error" role="alert">
+            "Your session ended. " <a href=LOGIN>"Sign in again"</a>
+        </p>
+    }
 }
 
 /// The error of the last run of `action`, if it failed and concerns no single field.

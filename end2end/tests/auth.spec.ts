@@ -32,6 +32,17 @@ test("the Agents page refreshes by itself", async ({ page }) => {
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
 });
 
+test("an expired session sends the page to the login page with a message", async ({ page }) => {
+  await signInAs(page, "admin", "admin");
+  await page.getByRole("link", { name: "Agents", exact: true }).click();
+  await expect(page.getByRole("heading", { name: "Agents" })).toBeVisible();
+  // The session ends under the page (as when it expires): its next refresh gets a 401.
+  await page.context().clearCookies();
+  await expect(page).toHaveURL(/\/login\?expired=1$/, { timeout: 15_000 });
+  await expect(page.getByRole("status").filter({ hasText: "Your session ended: sign in again." })).toBeVisible();
+  await expect(page.getByRole("alert")).toHaveCount(0);
+});
+
 test("a wrong password shows an error and stays on the login page", async ({ page }) => {
   await signIn(page, "admin", "not-the-password");
   await expect(page.getByRole("alert")).toHaveText("invalid username or password");

@@ -41,6 +41,13 @@ test("data sources: test connection, save, edit keeps the secret, clone, search,
   await expect(page.getByLabel("Password", { exact: true })).toHaveAttribute("placeholder", "••••");
   await expect(page.getByLabel("Password", { exact: true })).toHaveValue("");
   await expect(page.getByLabel("Options", { exact: true })).toHaveValue("statement_timeout = 30s");
+  // The Options label sits beside its text area, at its first line (a hint once pushed
+  // it into the wrong grid cell).
+  const label = (await page.locator("label[for=ds-options]").boundingBox())!;
+  const area = (await page.getByLabel("Options", { exact: true }).boundingBox())!;
+  expect(label.x + label.width).toBeLessThanOrEqual(area.x);
+  expect(label.y).toBeGreaterThanOrEqual(area.y - 1);
+  expect(label.y).toBeLessThan(area.y + area.height / 2);
   await page.getByRole("button", { name: "Test connection" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Connection OK" })).toBeVisible();
 

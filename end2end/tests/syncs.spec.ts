@@ -151,4 +151,19 @@ test("the Next button pages through more than one page of syncs", async ({ page 
   // The view macro once printed its own source into the page.
   const text = await page.locator("body").innerText();
   for (const leak of ["|_|", "move |", ".update("]) expect(text).not.toContain(leak);
+
+  // Each row's action buttons sit inside that row (a flex cell once drifted off it), and
+  // its time stays on one line.
+  const row = table.getByRole("row", { name: new RegExp(`paged ${tag} 100`) });
+  const rowBox = (await row.boundingBox())!;
+  const actions = (await row.locator("td.actions").boundingBox())!;
+  expect(actions.y).toBeGreaterThanOrEqual(rowBox.y - 1);
+  expect(actions.y + actions.height).toBeLessThanOrEqual(rowBox.y + rowBox.height + 1);
+  const edit = (await row.getByRole("button", { name: /^Edit / }).boundingBox())!;
+  const del = (await row.getByRole("button", { name: /^Delete / }).boundingBox())!;
+  expect(Math.abs(edit.y - del.y)).toBeLessThan(4);
+  const time = row.locator("td.time");
+  const lineHeight = await time.evaluate((td) => parseFloat(getComputedStyle(td).fontSize) * 1.6);
+  const timeBox = (await time.boundingBox())!;
+  expect(timeBox.height).toBeLessThan(lineHeight + 2 * 8);
 });

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct UiError {
     pub message: String,
     pub field: Option<String>,
+    /// The request had no valid session (it expired, or the user signed out elsewhere):
+    /// the page sends the browser to the login page instead of showing an error.
+    #[serde(default)]
+    pub signed_out: bool,
 }
 
 impl UiError {
@@ -16,6 +20,7 @@ impl UiError {
         Self {
             message: message.into(),
             field: None,
+            signed_out: false,
         }
     }
 
@@ -42,6 +47,7 @@ impl From<idra_core::model::ValidationError> for UiError {
         Self {
             message: v.message,
             field: Some(v.field),
+            signed_out: false,
         }
     }
 }
@@ -74,6 +80,10 @@ impl From<idra_core::service::ServiceError> for UiError {
         }
         match e {
             ServiceError::Invalid(v) => v.into(),
+            ServiceError::Unauthenticated => Self {
+                signed_out: true,
+                ..Self::new("your session ended: sign in again")
+            },
             ServiceError::Store(s) => {
                 leptos::logging::error!("store error: {s}");
                 Self::new(format!("the store failed: {s}"))

@@ -48,7 +48,7 @@ pub fn AgentsPage() -> impl IntoView {
                                                         <td>{a.host.clone()}</td>
                                                         <td>{a.address.clone()}</td>
                                                         <td>{a.version.clone()}</td>
-                                                        <td>{utc_time(a.started_at)}</td>
+                                                        <td class="time">{utc_time(a.started_at)}</td>
                                                         <td>{n}</td>
                                                     </tr>
                                                 }

@@ -87,7 +87,7 @@ pub fn DashboardPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|l| {
                                     let a = l.agent;
-                                    view! { <tr><td>{a.id}{l.leader.then_some(" (leader)")}</td><td>{a.host}</td><td>{utc_time(a.started_at)}</td><td>{l.syncs}</td></tr> }
+                                    view! { <tr><td>{a.id}{l.leader.then_some(" (leader)")}</td><td>{a.host}</td><td class="time">{utc_time(a.started_at)}</td><td>{l.syncs}</td></tr> }
                                 }).collect_view()}
                             </tbody>
                         </table>

@@ -168,7 +168,7 @@ pub fn DataSourcesPage() -> impl IntoView {
             <input id="ds-password" type="password" autocomplete="new-password"
                 placeholder=move || if form.password_set.get() { "••••" } else { "" }
                 prop:value=form.password on:input=move |ev| form.password.set(event_target_value(&ev))/>
-            <span class="muted">{move || if form.password_set.get() { "Stored; leave empty to keep it." } else { "" }}</span>
+            <span class="muted hint">{move || if form.password_set.get() { "Stored; leave empty to keep it." } else { "" }}</span>
             <label for="ds-options">"Options"</label>
             <textarea id="ds-options" rows="3" placeholder=move || kind_of(&form.kind.get()).options_example()
                 prop:value=form.options on:input=move |ev| form.options.set(event_target_value(&ev))></textarea>

@@ -24,7 +24,7 @@ pub fn ErrorsPage() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|r| view! {
                                         <tr>
-                                            <td>{utc_time(r.ended_at)}</td>
+                                            <td class="time">{utc_time(r.ended_at)}</td>
                                             <td>{r.sync_id}</td>
                                             <td>{r.outcome.label()}</td>
                                             <td class="bad">{r.message.unwrap_or_default()}</td>

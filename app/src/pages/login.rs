@@ -7,6 +7,8 @@ use crate::components::action_error;
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
+    let expired =
+        leptos_router::hooks::use_query_map().with_untracked(|q| q.get("expired").is_some());
     // Purely client-side: works only once the page has hydrated.
     let show_password = RwSignal::new(false);
     view! {
@@ -14,6 +16,7 @@ pub fn LoginPage() -> impl IntoView {
         <main class="login">
             <h1>"Idra"</h1>
             <p class="muted">"Sign in to manage your syncs."</p>
+            {expired.then(|| view! { <p class="error" role="status">"Your session ended: sign in again."</p> })}
             <ActionForm action=login>
                 <label for="username">"Username"</label>
                 <input id="username" name="username" autocomplete="username" required autofocus/>

@@ -26,7 +26,7 @@ fn SyncRuns(id: String, name: String) -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|r| view! {
                                     <tr>
-                                        <td>{utc_time(r.started_at)}</td>
+                                        <td class="time">{utc_time(r.started_at)}</td>
                                         <td>{clock_time(r.ended_at)}</td>
                                         <td>{r.rows}</td>
                                         <td>{r.outcome.label()}</td>

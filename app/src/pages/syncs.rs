@@ -77,7 +77,7 @@ pub fn SyncsPage() -> impl IntoView {
                                                 <td>{s.mode.as_str()}</td>
                                                 <td title=r.status.error.clone().unwrap_or_default()>{state}</td>
                                                 <td>{r.status.rows}</td>
-                                                <td>{r.status.last_run.map(utc_time).unwrap_or_else(|| "never".into())}</td>
+                                                <td class="time">{r.status.last_run.map(utc_time).unwrap_or_else(|| "never".into())}</td>
                                                 <td>{r.status.agent.clone().unwrap_or_default()}</td>
                                                 <td class="actions">
                                                     <button type="button" class="link" aria-label=labels.0 on:click=move |_| { editor.load(&edit_s, false); editing.set(true); }>"Edit"</button>
