@@ -5,33 +5,18 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chrono::Utc;
 use futures::StreamExt;
-use idra_core::model::{Assignment, DataSourceInput, SyncConfig, SyncMode, WriteMode};
-use idra_core::secret::{Cipher, DataSourceRecord};
+use idra_core::model::{Assignment, SyncConfig, SyncMode, WriteMode};
+use idra_core::secret::Cipher;
 use idra_core::store::{decode, encode, EtcdOptions, EtcdStore, EventKind, Keys, Store};
 use support::*;
 
 const TTL: u64 = 3;
-
-fn etcd_url(test: &str) -> Option<String> {
-    match std::env::var("IDRA_TEST_ETCD") {
-        Ok(u) => Some(u),
-        Err(_) if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") => {
-            panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set")
-        }
-        Err(_) => {
-            let _ = writeln!(std::io::stderr().lock(), "skipped: cluster test `{test}`: IDRA_TEST_ETCD is not set (`make test` starts etcd)");
-            None
-        }
-    }
-}
 
 struct Cluster {
     etcd: String,
@@ -92,20 +77,7 @@ impl Cluster {
     }
 
     async fn datasource(&self, id: &str, db: &Db) {
-        let input = DataSourceInput {
-            name: id.into(),
-            kind: db.kind,
-            connection_string: db.url.clone(),
-            options: Default::default(),
-            secrets: Default::default(),
-        }
-        .normalize()
-        .unwrap();
-        let record = DataSourceRecord::from_input(&self.cipher, id, input, None, Utc::now());
-        self.store
-            .put(&self.keys.datasource(id), encode(&record), None)
-            .await
-            .unwrap();
+        put_datasource(self.store.as_ref(), &self.keys, &self.cipher, id, db).await;
     }
 
     async fn add_sync(&self, cfg: &SyncConfig) {

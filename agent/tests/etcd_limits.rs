@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,22 +15,6 @@ use idra_core::store::{EtcdOptions, EtcdStore, Keys, Store};
 use support::*;
 
 const SYNCS: usize = 300;
-
-fn etcd_url() -> Option<String> {
-    match std::env::var("IDRA_TEST_ETCD") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") => {
-            panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set")
-        }
-        Err(_) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "skipped: etcd limits test: IDRA_TEST_ETCD is not set (`make test` starts etcd)"
-            );
-            None
-        }
-    }
-}
 
 /// One data source and `SYNCS` syncs in Idra's file format (the data source is Postgres;
 /// the syncs' tables need not exist for the assignments to be written).
@@ -55,7 +38,9 @@ fn file() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_syncs_import_and_get_assigned_on_a_default_etcd() {
-    let Some(etcd) = etcd_url() else { return };
+    let Some(etcd) = etcd_url("etcd limits") else {
+        return;
+    };
     let store: Arc<dyn Store> = Arc::new(
         EtcdStore::connect(EtcdOptions::from_list(&etcd))
             .await

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use idra_agent::cluster::ClusterAgent;
-use idra_core::model::{
-    DataSourceInput, RunRecord, SyncConfig, SyncMode, SyncState, SyncStatus, WriteMode,
-};
-use idra_core::secret::{Cipher, DataSourceRecord};
+use idra_core::model::{RunRecord, SyncConfig, SyncMode, SyncState, SyncStatus, WriteMode};
+use idra_core::secret::Cipher;
 use idra_core::store::{
     decode, encode, EmbeddedStore, EtcdOptions, EtcdStore, Keys, LeaseId, ListOptions, ListPage,
     MemberHealth, Op, Store, StoreError, Txn, TxnResponse, WatchStream,
@@ -128,23 +126,6 @@ enum Backend {
     Etcd,
 }
 
-/// The etcd of `IDRA_TEST_ETCD`; without it the test prints `skipped:` (or fails when
-/// `IDRA_REQUIRE_ETCD=1`).
-fn etcd_url(test: &str) -> Option<String> {
-    match std::env::var("IDRA_TEST_ETCD") {
-        Ok(u) => Some(u),
-        Err(_) if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") => {
-            panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set")
-        }
-        Err(_) => {
-            eprintln!(
-                "skipped: `{test}` on etcd: IDRA_TEST_ETCD is not set (`make test` starts etcd)"
-            );
-            None
-        }
-    }
-}
-
 /// A store behind a counter, holding the data sources `src` and `dst`: an embedded one,
 /// or etcd under a prefix of its own (None when etcd is not configured).
 async fn setup(src: &Db, dst: &Db, backend: Backend, test: &str) -> Option<Setup> {
@@ -175,20 +156,7 @@ async fn setup(src: &Db, dst: &Db, backend: Backend, test: &str) -> Option<Setup
     let store: Arc<dyn Store> = counting.clone();
     let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
     for (id, db) in [("src", src), ("dst", dst)] {
-        let input = DataSourceInput {
-            name: id.into(),
-            kind: db.kind,
-            connection_string: db.url.clone(),
-            options: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-        }
-        .normalize()
-        .unwrap();
-        let record = DataSourceRecord::from_input(&cipher, id, input, None, Utc::now());
-        store
-            .put(&keys.datasource(id), encode(&record), None)
-            .await
-            .unwrap();
+        put_datasource(store.as_ref(), &keys, &cipher, id, db).await;
     }
     Some(Setup {
         store,

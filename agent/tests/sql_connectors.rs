@@ -758,9 +758,18 @@ async fn sqlite_passes_the_compliance_harness() {
 
 // ---- Postgres reads by COPY, with the cursor written as literals ----
 
-/// Reads `spec` one row at a time, returning the keys in the order read.
-async fn read_one_by_one(db: &Db, spec: &idra_agent::connectors::ReadSpec) -> Vec<String> {
+/// Reads `table` by (`timestamp`, `key`) one row at a time, returning the keys in the order
+/// read.
+async fn read_one_by_one(db: &Db, table: &str, key: &str, timestamp: &str) -> Vec<String> {
     use idra_agent::connectors::values::{value_at, Value};
+    let spec = &idra_agent::connectors::ReadSpec {
+        table: Some(table.to_string()),
+        query: None,
+        key: key.into(),
+        timestamp: Some(timestamp.into()),
+        settle_before: None,
+        snapshot: false,
+    };
     let source = idra_agent::connectors::open_source(&db.spec()).unwrap();
     let columns = source.columns(spec).await.unwrap();
     let key = columns.iter().position(|c| c.name == spec.key).unwrap();
@@ -812,15 +821,7 @@ async fn postgres_text_keys_with_quotes_and_backslashes_resume_exactly() {
         ))
         .await;
     }
-    let spec = idra_agent::connectors::ReadSpec {
-        table: Some(t.clone()),
-        query: None,
-        key: "k".into(),
-        timestamp: Some("ts".into()),
-        settle_before: None,
-        snapshot: false,
-    };
-    let read = read_one_by_one(&db, &spec).await;
+    let read = read_one_by_one(&db, &t, "k", "ts").await;
     let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     let mut sorted = read.clone();
@@ -848,15 +849,7 @@ async fn postgres_timestamps_before_year_one_and_after_9999_resume_exactly() {
     ))
     .await;
     for column in ["ts", "d"] {
-        let spec = idra_agent::connectors::ReadSpec {
-            table: Some(t.clone()),
-            query: None,
-            key: "id".into(),
-            timestamp: Some(column.into()),
-            settle_before: None,
-            snapshot: false,
-        };
-        let read = read_one_by_one(&db, &spec).await;
+        let read = read_one_by_one(&db, &t, "id", column).await;
         let mut sorted = read.clone();
         sorted.sort();
         assert_eq!(
@@ -882,15 +875,7 @@ async fn postgres_citext_keys_resume_in_the_order_they_are_read() {
         "INSERT INTO {t} VALUES ('b', '2024-01-01'), ('B2', '2024-01-01'), ('a', '2024-01-01'), ('Z', '2024-01-01')"
     ))
     .await;
-    let spec = idra_agent::connectors::ReadSpec {
-        table: Some(t.clone()),
-        query: None,
-        key: "k".into(),
-        timestamp: Some("ts".into()),
-        settle_before: None,
-        snapshot: false,
-    };
-    let read = read_one_by_one(&db, &spec).await;
+    let read = read_one_by_one(&db, &t, "k", "ts").await;
     let mut sorted = read.clone();
     sorted.sort();
     assert_eq!(

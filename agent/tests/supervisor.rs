@@ -3,14 +3,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use idra_agent::cluster::ClusterAgent;
-use idra_core::model::{DataSourceInput, Offset, SyncMode, WriteMode};
-use idra_core::secret::{Cipher, DataSourceRecord};
+use idra_core::model::{Offset, SyncMode, WriteMode};
+use idra_core::secret::Cipher;
 use idra_core::store::{decode, encode, EmbeddedStore, Keys, Store};
 use support::*;
 
@@ -103,20 +102,7 @@ async fn store_with_datasources(
     let keys = Keys::default();
     let cipher = Cipher::from_key_file(&dir.join("secret.key")).unwrap();
     for (id, db) in [("src", src), ("dst", dst)] {
-        let input = DataSourceInput {
-            name: id.into(),
-            kind: db.kind,
-            connection_string: db.url.clone(),
-            options: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-        }
-        .normalize()
-        .unwrap();
-        let record = DataSourceRecord::from_input(&cipher, id, input, None, Utc::now());
-        store
-            .put(&keys.datasource(id), encode(&record), None)
-            .await
-            .unwrap();
+        put_datasource(store.as_ref(), &keys, &cipher, id, db).await;
     }
     (store, keys, cipher)
 }

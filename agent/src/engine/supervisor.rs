@@ -17,7 +17,7 @@ use futures::StreamExt;
 use idra_core::model::Assignment;
 use idra_core::model::SyncConfig;
 use idra_core::secret::{Cipher, DataSourceRecord};
-use idra_core::store::{self, decode, EventKind, Keys, LeaseId, ListOptions, Store, StoreError};
+use idra_core::store::{self, decode, EventKind, Keys, LeaseId, Store, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -166,31 +166,10 @@ async fn follow_run_requests(
     requests: &RunRequests,
 ) -> Result<(), StoreError> {
     let id_of = |key: &str| key.strip_prefix(prefix).map(str::to_string);
-    let mut ids = Vec::new();
-    let mut revision = None;
-    let mut start_after = None;
-    loop {
-        let page = store
-            .list(
-                prefix,
-                ListOptions {
-                    start_after: start_after.clone(),
-                    limit: 500,
-                },
-            )
-            .await?;
-        // Watching from the first page's revision on replays at worst a few requests
-        // read again on later pages: running a sync twice for one request is harmless.
-        revision.get_or_insert(page.revision);
-        start_after = page.kvs.last().map(|kv| kv.key.clone());
-        ids.extend(page.kvs.iter().filter_map(|kv| id_of(&kv.key)));
-        if !page.more {
-            break;
-        }
-    }
-    let mut events = store
-        .watch(prefix, revision.unwrap_or_default() + 1)
-        .await?;
+    // A request seen both in the listing and by the watch runs its sync twice: harmless.
+    let (present, revision) = store.list_all_at(prefix).await?;
+    let ids: Vec<String> = present.iter().filter_map(|kv| id_of(&kv.key)).collect();
+    let mut events = store.watch(prefix, revision + 1).await?;
     requests.present(ids);
     while let Some(event) = events.next().await {
         let event = event?;

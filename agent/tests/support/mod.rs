@@ -381,3 +381,51 @@ pub async fn insert_rows(db: &Db, table: &str, from: i64, to: i64, ts_of: impl F
 pub fn minute(id: i64) -> String {
     format!("2024-01-01 00:{:02}:00", id.min(59))
 }
+
+/// The etcd of `IDRA_TEST_ETCD`. Without it the test prints a visible `skipped:` line and
+/// returns None, or fails when `IDRA_REQUIRE_ETCD=1` (as `make test` sets).
+pub fn etcd_url(test: &str) -> Option<String> {
+    use std::io::Write;
+    match std::env::var("IDRA_TEST_ETCD") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") => {
+            panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set")
+        }
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "skipped: `{test}` on etcd: IDRA_TEST_ETCD is not set (`make test` starts etcd)"
+            );
+            None
+        }
+    }
+}
+
+/// Saves `db` in `store` as the data source `id` (its URL, no secrets).
+pub async fn put_datasource(
+    store: &dyn idra_core::store::Store,
+    keys: &idra_core::store::Keys,
+    cipher: &idra_core::secret::Cipher,
+    id: &str,
+    db: &Db,
+) {
+    let input = idra_core::model::DataSourceInput {
+        name: id.into(),
+        kind: db.kind,
+        connection_string: db.url.clone(),
+        options: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+    }
+    .normalize()
+    .unwrap();
+    let record =
+        idra_core::secret::DataSourceRecord::from_input(cipher, id, input, None, Utc::now());
+    store
+        .put(
+            &keys.datasource(id),
+            idra_core::store::encode(&record),
+            None,
+        )
+        .await
+        .unwrap();
+}

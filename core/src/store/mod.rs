@@ -107,7 +107,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every key under `prefix`, paging through the backend.
     async fn list_all(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(self.list_all_at(prefix).await?.0)
+    }
+
+    /// Every key under `prefix`, and the store's revision when the first page was read: a
+    /// watch from the next revision sees every change the pages may have missed (at worst
+    /// some twice).
+    async fn list_all_at(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
         let mut out = Vec::new();
+        let mut revision = None;
         let mut start_after = None;
         loop {
             let page = self
@@ -119,10 +127,11 @@ pub trait Store: Send + Sync + 'static {
                     },
                 )
                 .await?;
+            revision.get_or_insert(page.revision);
             start_after = page.kvs.last().map(|kv| kv.key.clone());
             out.extend(page.kvs);
             if !page.more {
-                return Ok(out);
+                return Ok((out, revision.unwrap_or_default()));
             }
         }
     }

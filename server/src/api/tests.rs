@@ -1289,7 +1289,9 @@ async fn a_server_function_without_a_session_answers_401() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert!(body.contains("sign in first"), "{body}");
+    // The page that made the call sends the browser to the login page on this flag.
+    assert!(body.contains("session ended"), "{body}");
+    assert!(body.contains(r#""signed_out":true"#), "{body}");
 }
 
 // --- Attacks from the security review (issue 14): each is performed and must be refused.
