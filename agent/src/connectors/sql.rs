@@ -1,5 +1,8 @@
 //! SQL text shared by the SQL connectors: identifier validation and quoting per dialect.
-//! Values never appear here — they are always bound parameters or COPY data.
+//! Values are bound parameters or COPY data, with one exception: Postgres reads by
+//! `COPY (query) TO STDOUT`, which takes no parameters, so its cursor values (typed
+//! `CursorValue`s: integers, escaped text, times, UUIDs; never text from a user's SQL) are
+//! written as literals by `postgres::source::literal`.
 
 use chrono::{DateTime, Utc};
 use idra_core::model::Cursor;

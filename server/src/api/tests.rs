@@ -96,10 +96,21 @@ async fn send_to(router: Router, mut req: Request<Body>) -> Resp {
     if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
         req.extensions_mut().insert(peer("127.0.0.1"));
     }
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    // A request that never finishes fails its test by name (a CI run once sat at 0% CPU
+    // in one of these tests with nothing printed) instead of stalling the whole suite.
+    let what = format!("{} {}", req.method(), req.uri());
+    let (status, headers, bytes) = tokio::time::timeout(Duration::from_secs(60), async {
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        (
+            status,
+            headers,
+            resp.into_body().collect().await.unwrap().to_bytes(),
+        )
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"));
     Resp {
         status,
         headers,
