@@ -416,13 +416,19 @@ mod tests {
     use std::sync::Arc;
 
     async fn services() -> (Services, tempfile::TempDir) {
+        services_with(Some("admin-password-1")).await
+    }
+
+    /// Services on a fresh embedded store, admin seeded with `admin_password` (None: the
+    /// default admin/admin).
+    async fn services_with(admin_password: Option<&str>) -> (Services, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join("store"))
             .await
             .unwrap();
         let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
         let s = Services::new(Arc::new(store), Keys::default(), cipher);
-        assert!(s.bootstrap(Some("admin-password-1".into())).await.unwrap());
+        assert!(s.bootstrap(admin_password.map(String::from)).await.unwrap());
         (s, dir)
     }
 
@@ -533,13 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_default_password_signs_in_only_from_this_machine() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(&dir.path().join("store"))
-            .await
-            .unwrap();
-        let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
-        let s = Services::new(Arc::new(store), Keys::default(), cipher);
-        s.bootstrap(None).await.unwrap();
+        let (s, _dir) = services_with(None).await;
         let afar = ClientAddr {
             ip: Some("198.51.100.7".parse().unwrap()),
             this_machine: false,
