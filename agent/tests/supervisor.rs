@@ -222,3 +222,39 @@ async fn a_destination_fenced_by_an_earlier_store_accepts_a_new_store() {
     let _ = stop.send(true);
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_data_source_is_gone_shows_failed_with_the_reason() {
+    // The run ends before its runner starts (the data source cannot be opened): the sync
+    // must still say it failed and why, not keep its last state forever.
+    let (src, dst) = (Db::sqlite(), Db::sqlite());
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keys, cipher) = store_with_datasources(dir.path(), &src, &dst).await;
+    let mut cfg = sync("orphan", "t", "copied", SyncMode::ById, WriteMode::Insert);
+    cfg.source.datasource_id = "deleted".into();
+    store
+        .put(&keys.sync(&cfg.id), encode(&cfg), None)
+        .await
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent(&store, &keys, cipher).run(stop_rx));
+    let status_key = keys.status(&cfg.id);
+    eventually(
+        Duration::from_secs(30),
+        "the status to say the sync failed because its data source is gone",
+        || async {
+            let Some(kv) = store.get(&status_key).await.unwrap() else {
+                return false;
+            };
+            let status: idra_core::model::SyncStatus = decode(&status_key, &kv.value).unwrap();
+            status.state == idra_core::model::SyncState::Failed
+                && status
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("deleted"))
+        },
+    )
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use idra_core::model::Assignment;
-use idra_core::model::SyncConfig;
+use idra_core::model::{SyncConfig, SyncState, SyncStatus};
 use idra_core::secret::{Cipher, DataSourceRecord};
 use idra_core::store::{self, decode, EventKind, Keys, LeaseId, Store, StoreError};
 use tokio::sync::{watch, Notify};
@@ -333,6 +333,28 @@ impl Supervisor {
         }
     }
 
+    /// Makes a sync that stops on a fatal error say so: the run may have ended before its
+    /// runner could report (a data source deleted or unreadable), or the runner's one status
+    /// write failed; either way the sync would show its last state until someone edits it.
+    async fn show_failure(&self, offsets: &dyn OffsetStore, sync_id: &str, e: &ConnectorError) {
+        for _ in 0..5 {
+            if let Ok(stored) = offsets.load_status(sync_id).await {
+                let status = SyncStatus {
+                    state: SyncState::Failed,
+                    error: Some(e.message.clone()),
+                    agent: Some(self.agent_id.clone()),
+                    last_run: Some(Utc::now()),
+                    ..stored.unwrap_or_default()
+                };
+                if offsets.set_status(sync_id, &status).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::warn!(sync = %sync_id, "could not record the sync's failure in its status");
+    }
+
     /// Releases a sync's lock, retrying while the store is unavailable: a lock left held
     /// on this (live) lease would keep every later run of the sync waiting, and its offset
     /// from being edited, until the agent restarts.
@@ -443,6 +465,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     tracing::error!(sync = %name, error = %e, "sync failed; fix its configuration");
+                    self.show_failure(offsets.as_ref(), &sync.id, &e).await;
                     failed.store(true, std::sync::atomic::Ordering::SeqCst);
                     break;
                 }
