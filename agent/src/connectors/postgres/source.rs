@@ -266,11 +266,11 @@ impl Source for PostgresSource {
         limit: usize,
     ) -> Result<ReadBatch, ConnectorError> {
         let copy = copy_statement(spec, columns, after, limit)?;
-        let what = format!("reading {}", spec.describe());
-        let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         if spec.snapshot {
             return self.read_snapshot(spec, columns, after, limit, &copy).await;
         }
+        let what = format!("reading {}", spec.describe());
+        let mut b = BatchBuilder::new(columns, limit.min(1 << 16));
         let mut c = CopyConnection(Some(
             self.pool.acquire().await.map_err(|e| from_sqlx(e, &what))?,
         ));
