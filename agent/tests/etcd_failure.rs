@@ -125,13 +125,7 @@ async fn a_dying_etcd_member_does_not_stop_the_copy() {
     store
         .put(
             &keys.datasource("pg"),
-            encode(&DataSourceRecord::from_input(
-                &cipher,
-                "pg",
-                input,
-                None,
-                Utc::now(),
-            )),
+            encode(&DataSourceRecord::from_input(&cipher, "pg", input, None, Utc::now()).unwrap()),
             None,
         )
         .await

@@ -2,7 +2,7 @@
 //! representable in memory only as [`Secret`], which has no `Serialize` and redacts itself
 //! in `Debug` — so a secret cannot end up in an API response or a log by accident.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DataSource, DataSourceInput, SecretInput};
+use crate::model::{ConnectorKind, DataSource, DataSourceInput, SecretInput};
 
 pub const SECRET_KEY_ENV: &str = "IDRA_SECRET_KEY";
 const KEY_FILE: &str = "secret.key";
@@ -34,6 +34,10 @@ pub enum SecretError {
     KeyFileTooOpen { path: PathBuf, mode: u32 },
     #[error("secret `{field}` of data source {id} cannot be decrypted: it was sealed with a different {SECRET_KEY_ENV}. Restore the original key, or enter the secret again")]
     WrongKey { id: String, field: String },
+    /// A kept secret asked for with another kind, connection string or target option than
+    /// it was saved with: an editor could otherwise send it to a host of their choosing.
+    #[error("{change} changed since the {field} was saved, and a saved secret goes only where it was saved for: type the {field} again")]
+    TargetChanged { field: String, change: String },
 }
 
 /// A secret value in memory. Deliberately not `Serialize`.
@@ -55,11 +59,62 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A secret as stored: nonce and ciphertext, bound to its data source id and field name.
+/// A secret as stored: nonce and ciphertext, bound to its data source id, field name and
+/// [`SecretTarget`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSecret {
     nonce: String,
     ciphertext: String,
+    /// False for secrets sealed before targets were bound (id and field only); they are
+    /// sealed again, bound, the next time their data source is saved.
+    #[serde(default)]
+    bound: bool,
+}
+
+/// Where a data source's secrets may be used: its kind, its connection string (host, port,
+/// database, user) and the options that decide where secrets are sent
+/// ([`ConnectorKind::option_directs_secrets`]). Part of each secret's associated data, so a
+/// secret opens only for the target it was sealed for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretTarget {
+    kind: ConnectorKind,
+    connection_string: String,
+    options: BTreeMap<String, String>,
+}
+
+impl SecretTarget {
+    pub fn new(
+        kind: ConnectorKind,
+        connection_string: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            kind,
+            connection_string: connection_string.to_string(),
+            options: options
+                .iter()
+                .filter(|(k, _)| kind.option_directs_secrets(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// What differs from `other`, in the words of the form's fields.
+    fn change_from(&self, other: &SecretTarget) -> String {
+        if self.kind != other.kind {
+            return "the kind".into();
+        }
+        if self.connection_string != other.connection_string {
+            return "the connection string".into();
+        }
+        let names: BTreeSet<&String> = self.options.keys().chain(other.options.keys()).collect();
+        let changed: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.options.get(*n) != other.options.get(*n))
+            .map(|n| format!("option `{n}`"))
+            .collect();
+        changed.join(", ")
+    }
 }
 
 #[derive(Clone)]
@@ -127,13 +182,25 @@ impl Cipher {
         Self::from_base64(&text)
     }
 
-    fn aad(id: &str, field: &str) -> Vec<u8> {
-        format!("idra/datasource/{id}/{field}").into_bytes()
+    fn aad(id: &str, field: &str, target: Option<&SecretTarget>) -> Vec<u8> {
+        let mut aad = format!("idra/datasource/{id}/{field}").into_bytes();
+        if let Some(target) = target {
+            aad.push(b'\n');
+            let json = serde_json::to_vec(target).expect("a target always serialises");
+            aad.extend_from_slice(&json);
+        }
+        aad
     }
 
-    pub fn seal(&self, id: &str, field: &str, secret: &Secret) -> SealedSecret {
+    pub fn seal(
+        &self,
+        id: &str,
+        field: &str,
+        target: &SecretTarget,
+        secret: &Secret,
+    ) -> SealedSecret {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = Self::aad(id, field);
+        let aad = Self::aad(id, field, Some(target));
         let ciphertext = self
             .aead
             .encrypt(
@@ -147,13 +214,16 @@ impl Cipher {
         SealedSecret {
             nonce: B64.encode(nonce),
             ciphertext: B64.encode(ciphertext),
+            bound: true,
         }
     }
 
+    /// Opens a secret for `target`; a bound secret sealed for another target does not open.
     pub fn open(
         &self,
         id: &str,
         field: &str,
+        target: &SecretTarget,
         sealed: &SealedSecret,
     ) -> Result<Secret, SecretError> {
         let wrong = || SecretError::WrongKey {
@@ -165,7 +235,7 @@ impl Cipher {
         if nonce.len() != 12 {
             return Err(wrong());
         }
-        let aad = Self::aad(id, field);
+        let aad = Self::aad(id, field, sealed.bound.then_some(target));
         let plain = self
             .aead
             .decrypt(
@@ -191,31 +261,30 @@ pub struct DataSourceRecord {
 
 impl DataSourceRecord {
     /// Builds the record for a (normalised) input, keeping or replacing the secrets of
-    /// `previous` as the input says.
+    /// `previous` as the input says. A kept secret must be kept for the same target: see
+    /// [`DataSourceRecord::kept_secrets`].
     pub fn from_input(
         cipher: &Cipher,
         id: &str,
         input: DataSourceInput,
         previous: Option<&DataSourceRecord>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Self {
-        let mut sealed = previous.map(|p| p.sealed.clone()).unwrap_or_default();
-        // Secrets that no longer belong to the kind are dropped with a kind change.
-        sealed.retain(|name, _| input.kind.secret_fields().contains(&name.as_str()));
+    ) -> Result<Self, SecretError> {
+        let mut secrets = match previous {
+            Some(p) => p.kept_secrets(cipher, &input)?,
+            None => BTreeMap::new(),
+        };
         for (name, action) in &input.secrets {
-            match action {
-                SecretInput::Keep => {}
-                SecretInput::Clear => {
-                    sealed.remove(name);
-                }
-                SecretInput::Set(value) => {
-                    sealed.insert(
-                        name.clone(),
-                        cipher.seal(id, name, &Secret::new(value.clone())),
-                    );
-                }
+            if let SecretInput::Set(value) = action {
+                secrets.insert(name.clone(), Secret::new(value.clone()));
             }
         }
+        let target = SecretTarget::new(input.kind, &input.connection_string, &input.options);
+        // Every secret is sealed again, so one sealed before targets were bound is bound now.
+        let sealed: BTreeMap<String, SealedSecret> = secrets
+            .iter()
+            .map(|(name, secret)| (name.clone(), cipher.seal(id, name, &target, secret)))
+            .collect();
         let source = DataSource {
             id: id.to_string(),
             name: input.name,
@@ -226,22 +295,70 @@ impl DataSourceRecord {
             created_at: previous.map_or(now, |p| p.source.created_at),
             updated_at: now,
         };
-        Self { source, sealed }
+        Ok(Self { source, sealed })
+    }
+
+    /// Where this record's secrets may be used.
+    pub fn target(&self) -> SecretTarget {
+        SecretTarget::new(
+            self.source.kind,
+            &self.source.connection_string,
+            &self.source.options,
+        )
     }
 
     /// Decrypts every secret, for the agent that connects with them.
     pub fn open_secrets(&self, cipher: &Cipher) -> Result<BTreeMap<String, Secret>, SecretError> {
+        let target = self.target();
         self.sealed
             .iter()
-            .map(|(name, s)| Ok((name.clone(), cipher.open(&self.source.id, name, s)?)))
+            .map(|(name, s)| {
+                Ok((
+                    name.clone(),
+                    cipher.open(&self.source.id, name, &target, s)?,
+                ))
+            })
             .collect()
+    }
+
+    /// The stored secrets an edited data source keeps (the input neither sets nor clears
+    /// them, and its kind still has them), opened for the input's target. When the kind,
+    /// the connection string or a target option changed, a kept secret is refused, naming
+    /// it: the user types it again, so nobody sends a secret they do not know elsewhere.
+    pub fn kept_secrets(
+        &self,
+        cipher: &Cipher,
+        input: &DataSourceInput,
+    ) -> Result<BTreeMap<String, Secret>, SecretError> {
+        let target = SecretTarget::new(input.kind, &input.connection_string, &input.options);
+        let saved_for = self.target();
+        let mut kept = BTreeMap::new();
+        for (name, sealed) in &self.sealed {
+            let replaced = matches!(
+                input.secrets.get(name),
+                Some(SecretInput::Set(_) | SecretInput::Clear)
+            );
+            if replaced || !input.kind.secret_fields().contains(&name.as_str()) {
+                continue;
+            }
+            if target != saved_for {
+                return Err(SecretError::TargetChanged {
+                    field: name.clone(),
+                    change: saved_for.change_from(&target),
+                });
+            }
+            kept.insert(
+                name.clone(),
+                cipher.open(&self.source.id, name, &target, sealed)?,
+            );
+        }
+        Ok(kept)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ConnectorKind;
 
     fn input(cs: &str) -> DataSourceInput {
         DataSourceInput {
@@ -265,7 +382,8 @@ mod tests {
             input("postgres://app:hunter2hunter2@db/prod"),
             None,
             chrono::Utc::now(),
-        );
+        )
+        .unwrap();
         let stored = serde_json::to_string(&rec).unwrap();
         assert!(!stored.contains("hunter2"), "plaintext at rest: {stored}");
         let public = serde_json::to_string(&rec.source).unwrap();
@@ -286,7 +404,8 @@ mod tests {
             input("postgres://app:pw-one-long@db/prod"),
             None,
             chrono::Utc::now(),
-        );
+        )
+        .unwrap();
         let mut edit = input("postgres://app@db/prod");
         edit.secrets.insert("password".into(), SecretInput::Keep);
         let kept = DataSourceRecord::from_input(
@@ -295,28 +414,167 @@ mod tests {
             edit.clone(),
             Some(&first),
             chrono::Utc::now(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             kept.open_secrets(&cipher).unwrap()["password"].expose(),
             "pw-one-long"
         );
         edit.secrets.insert("password".into(), SecretInput::Clear);
         let cleared =
-            DataSourceRecord::from_input(&cipher, "ds1", edit, Some(&kept), chrono::Utc::now());
+            DataSourceRecord::from_input(&cipher, "ds1", edit, Some(&kept), chrono::Utc::now())
+                .unwrap();
         assert!(cleared.sealed.is_empty());
         assert!(cleared.source.secrets_set.is_empty());
+    }
+
+    fn target(cs: &str) -> SecretTarget {
+        SecretTarget::new(ConnectorKind::Postgres, cs, &BTreeMap::new())
     }
 
     #[test]
     fn ciphertext_is_bound_to_its_field_and_key() {
         let cipher = Cipher::from_base64(&B64.encode([1u8; 32])).unwrap();
-        let sealed = cipher.seal("ds1", "password", &Secret::new("x"));
-        assert!(cipher.open("ds2", "password", &sealed).is_err());
+        let t = target("postgres://db/prod");
+        let sealed = cipher.seal("ds1", "password", &t, &Secret::new("x"));
+        assert!(cipher.open("ds2", "password", &t, &sealed).is_err());
         let other = Cipher::from_base64(&B64.encode([2u8; 32])).unwrap();
         assert!(matches!(
-            other.open("ds1", "password", &sealed),
+            other.open("ds1", "password", &t, &sealed),
             Err(SecretError::WrongKey { .. })
         ));
+    }
+
+    #[test]
+    fn ciphertext_is_bound_to_its_target() {
+        let cipher = Cipher::from_base64(&B64.encode([3u8; 32])).unwrap();
+        let sealed = cipher.seal(
+            "ds1",
+            "password",
+            &target("postgres://db/prod"),
+            &Secret::new("x"),
+        );
+        assert!(cipher
+            .open(
+                "ds1",
+                "password",
+                &target("postgres://attacker.example/prod"),
+                &sealed
+            )
+            .is_err());
+        let as_mysql =
+            SecretTarget::new(ConnectorKind::Mysql, "postgres://db/prod", &BTreeMap::new());
+        assert!(cipher.open("ds1", "password", &as_mysql, &sealed).is_err());
+    }
+
+    #[test]
+    fn a_kept_secret_is_refused_for_another_host_until_typed_again() {
+        let cipher = Cipher::from_base64(&B64.encode([4u8; 32])).unwrap();
+        let saved = DataSourceRecord::from_input(
+            &cipher,
+            "ds1",
+            input("postgres://app:prod-password@db/prod"),
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let moved = input("postgres://app@attacker.example/prod");
+        let err = saved.kept_secrets(&cipher, &moved).unwrap_err();
+        assert!(
+            matches!(&err, SecretError::TargetChanged { field, change } if field == "password" && change == "the connection string"),
+            "{err:?}"
+        );
+        assert!(DataSourceRecord::from_input(
+            &cipher,
+            "ds1",
+            moved.clone(),
+            Some(&saved),
+            chrono::Utc::now()
+        )
+        .is_err());
+        let mut retyped = moved;
+        retyped
+            .secrets
+            .insert("password".into(), SecretInput::Set("typed-again".into()));
+        let rec =
+            DataSourceRecord::from_input(&cipher, "ds1", retyped, Some(&saved), chrono::Utc::now())
+                .unwrap();
+        assert_eq!(
+            rec.open_secrets(&cipher).unwrap()["password"].expose(),
+            "typed-again"
+        );
+    }
+
+    #[test]
+    fn a_kept_secret_is_refused_when_a_target_option_changes() {
+        let cipher = Cipher::from_base64(&B64.encode([5u8; 32])).unwrap();
+        let mut s3 = DataSourceInput {
+            name: "lake".into(),
+            kind: ConnectorKind::S3,
+            connection_string: "s3://bucket/prefix".into(),
+            options: BTreeMap::from([("endpoint".into(), "http://minio:9000".into())]),
+            secrets: BTreeMap::from([("secret_access_key".into(), SecretInput::Set("sk".into()))]),
+        };
+        let saved =
+            DataSourceRecord::from_input(&cipher, "ds1", s3.clone(), None, chrono::Utc::now())
+                .unwrap();
+        s3.secrets.clear();
+        s3.options.insert("format".into(), "csv".into());
+        assert!(
+            saved.kept_secrets(&cipher, &s3).is_ok(),
+            "format does not direct secrets"
+        );
+        s3.options
+            .insert("endpoint".into(), "http://attacker.example".into());
+        let err = saved.kept_secrets(&cipher, &s3).unwrap_err();
+        assert!(err.to_string().contains("option `endpoint`"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_sealed_before_targets_were_bound_opens_and_is_bound_on_save() {
+        let cipher = Cipher::from_base64(&B64.encode([6u8; 32])).unwrap();
+        let mut legacy = DataSourceRecord::from_input(
+            &cipher,
+            "ds1",
+            input("postgres://app:old-password@db/prod"),
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        // What a record written by an earlier version holds: sealed with id and field only.
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = Cipher::aad("ds1", "password", None);
+        let ct = cipher
+            .aead
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: b"old-password",
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        let old = serde_json::json!({"nonce": B64.encode(nonce), "ciphertext": B64.encode(ct)});
+        legacy
+            .sealed
+            .insert("password".into(), serde_json::from_value(old).unwrap());
+        assert_eq!(
+            legacy.open_secrets(&cipher).unwrap()["password"].expose(),
+            "old-password"
+        );
+        let saved = DataSourceRecord::from_input(
+            &cipher,
+            "ds1",
+            input("postgres://app@db/prod"),
+            Some(&legacy),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert!(saved.sealed["password"].bound);
+        assert_eq!(
+            saved.open_secrets(&cipher).unwrap()["password"].expose(),
+            "old-password"
+        );
     }
 
     #[test]
@@ -327,8 +585,9 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let b = Cipher::from_key_file(&path).unwrap();
-        let sealed = a.seal("d", "password", &Secret::new("v"));
-        assert_eq!(b.open("d", "password", &sealed).unwrap().expose(), "v");
+        let t = target("postgres://db/prod");
+        let sealed = a.seal("d", "password", &t, &Secret::new("v"));
+        assert_eq!(b.open("d", "password", &t, &sealed).unwrap().expose(), "v");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             Cipher::from_key_file(&path),

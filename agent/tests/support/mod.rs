@@ -419,7 +419,8 @@ pub async fn put_datasource(
     .normalize()
     .unwrap();
     let record =
-        idra_core::secret::DataSourceRecord::from_input(cipher, id, input, None, Utc::now());
+        idra_core::secret::DataSourceRecord::from_input(cipher, id, input, None, Utc::now())
+            .unwrap();
     store
         .put(
             &keys.datasource(id),

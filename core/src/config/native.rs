@@ -1,5 +1,5 @@
 //! Idra's own file format:
-//! `{"datasources": [{"name", "kind", "connection_string", "password"?, "options"?}],
+//! `{"datasources": [{"name", "kind", "connection_string", "password"?, "secrets"?, "options"?}],
 //!   "syncs": [{"name", "source": {"datasource", "table" | "query"}, "destination": {"datasource", "table"},
 //!              "mode", "write_mode"?, "key_columns", "timestamp_column"?, "batch_size"?, "poll_interval_secs"?, "enabled"?}]}`
 
@@ -29,6 +29,9 @@ struct DataSourceEntry {
     connection_string: String,
     #[serde(default)]
     password: Option<String>,
+    /// The kind's other secrets by name (`token`, `sasl_password`, …).
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
     #[serde(default)]
     options: BTreeMap<String, String>,
 }
@@ -100,6 +103,9 @@ pub fn parse(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
         }
         if let Some(pw) = d.password {
             secrets.insert("password".to_string(), Secret::new(pw));
+        }
+        for (name, value) in d.secrets {
+            secrets.insert(name, Secret::new(value));
         }
         datasources.push(FileDataSource {
             name: d.name,

@@ -58,7 +58,8 @@ pub async fn import(
             Some(kv) => decode(&key, &kv.value).ok(),
             None => None,
         };
-        let record = DataSourceRecord::from_input(cipher, &id, input, previous.as_ref(), now);
+        let record = DataSourceRecord::from_input(cipher, &id, input, previous.as_ref(), now)
+            .map_err(|e| ConfigError(format!("data source `{}`: {e}", d.name)))?;
         ops.push(Op::put(&key, encode(&record), None));
     }
     let err = |e: crate::store::StoreError| ConfigError(e.to_string());
@@ -138,8 +139,12 @@ pub async fn export(
             let secrets = r
                 .open_secrets(cipher)
                 .map_err(|e| ConfigError(e.to_string()))?;
-            if let Some(p) = secrets.get("password") {
-                entry["password"] = json!(p.expose());
+            for (name, secret) in &secrets {
+                if name == "password" {
+                    entry["password"] = json!(secret.expose());
+                } else {
+                    entry["secrets"][name] = json!(secret.expose());
+                }
             }
         }
         datasources.push(entry);
@@ -233,5 +238,36 @@ mod tests {
         // Importing twice replaces, it does not duplicate.
         import(&store, &keys, &cipher, &config).await.unwrap();
         assert_eq!(store.list_all(&keys.syncs()).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn secret_options_are_sealed_and_every_secret_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let keys = Keys::default();
+        let cipher = Cipher::from_key_file(&dir.path().join("k")).unwrap();
+        let file = r#"{"datasources": [{"name": "events", "kind": "kafka", "connection_string": "broker:9092",
+            "options": {"security.protocol": "SASL_SSL", "sasl.password": "kafka-secret"}}]}"#;
+        import(&store, &keys, &cipher, &super::super::parse(file).unwrap())
+            .await
+            .unwrap();
+        let raw = store
+            .get(&keys.datasource("events"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&raw.value).contains("kafka-secret"));
+        let without = export(&store, &keys, &cipher, false).await.unwrap();
+        assert!(!without.to_string().contains("kafka-secret"), "{without}");
+        let with = export(&store, &keys, &cipher, true).await.unwrap();
+        assert_eq!(
+            with["datasources"][0]["secrets"]["sasl_password"],
+            "kafka-secret"
+        );
+        let again = super::super::parse(&with.to_string()).unwrap();
+        assert_eq!(
+            again.datasources[0].secrets["sasl_password"].expose(),
+            "kafka-secret"
+        );
     }
 }

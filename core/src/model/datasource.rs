@@ -114,11 +114,62 @@ impl ConnectorKind {
         match self {
             ConnectorKind::S3 => &["password", "secret_access_key", "session_token"],
             ConnectorKind::Http => &["password", "token"],
-            ConnectorKind::Kafka => &["password", "sasl_password", "ssl_key_password"],
+            ConnectorKind::Kafka => &[
+                "password",
+                "sasl_password",
+                "ssl_key_password",
+                "ssl_keystore_password",
+                "ssl_truststore_password",
+                "ssl_key_pem",
+                "sasl_oauthbearer_client_secret",
+            ],
             _ => &["password"],
         }
     }
+
+    /// Options that carry a secret under the system's own name (librdkafka's `sasl.password`,
+    /// …), each with the secret it is moved to when a data source is saved, so it is sealed
+    /// and never shown or exported. The connector sets the option from the secret again.
+    pub fn secret_options(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ConnectorKind::Kafka => &[
+                ("sasl.password", "sasl_password"),
+                ("ssl.key.password", "ssl_key_password"),
+                ("ssl.keystore.password", "ssl_keystore_password"),
+                ("ssl.truststore.password", "ssl_truststore_password"),
+                ("ssl.key.pem", "ssl_key_pem"),
+                (
+                    "sasl.oauthbearer.client.secret",
+                    "sasl_oauthbearer_client_secret",
+                ),
+            ],
+            _ => &[],
+        }
+    }
+
+    /// Whether option `name` decides where this kind's secrets are sent, or how: a saved
+    /// secret is used only with the values these options had when it was saved (together
+    /// with the kind and the connection string; see `secret::SecretTarget`).
+    pub fn option_directs_secrets(self, name: &str) -> bool {
+        match self {
+            // Every librdkafka property can: brokers, protocols, mechanisms, endpoints.
+            ConnectorKind::Kafka => !KAFKA_OWN_OPTIONS.contains(&name),
+            ConnectorKind::S3 => matches!(name, "access_key_id" | "endpoint" | "region"),
+            ConnectorKind::Http => matches!(name, "user" | "auth" | "health_path" | "paths"),
+            // The others' options are settings applied after connecting.
+            _ => false,
+        }
+    }
 }
+
+/// Idra's own Kafka options; every other Kafka option is a librdkafka property.
+pub const KAFKA_OWN_OPTIONS: &[&str] = &[
+    "partitions",
+    "schema",
+    "wait_ms",
+    "new_topic_partitions",
+    "new_topic_replication",
+];
 
 /// A saved connection as any client may see it: no secret values, only which are set.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -186,21 +237,83 @@ impl DataSourceInput {
                 ));
             }
         }
+        self.move_secret_options()?;
         for name in self.options.keys() {
-            if self.kind.secret_fields().contains(&name.as_str()) {
+            if self.kind.secret_fields().contains(&name.as_str()) || looks_secret(self.kind, name) {
                 return Err(ValidationError::new(
                     format!("options.{name}"),
                     "is a secret: send it under `secrets` so it is encrypted",
                 ));
             }
         }
-        if let Some((without, password)) = split_password(&self.connection_string) {
+        let url_password = split_password(&self.connection_string);
+        let had_url_password = url_password.is_some();
+        if let Some((without, password)) = url_password {
+            self.connection_string = without;
+            self.secrets
+                .insert("password".into(), SecretInput::Set(password));
+        }
+        let takes_password_param =
+            matches!(self.kind, ConnectorKind::Postgres | ConnectorKind::Mysql);
+        let param = split_password_param(&self.connection_string).filter(|_| takes_password_param);
+        if let Some((without, password)) = param {
+            if had_url_password {
+                return Err(ValidationError::new(
+                    "connection_string",
+                    "gives a password twice (before the @ and as ?password=): keep one",
+                ));
+            }
             self.connection_string = without;
             self.secrets
                 .insert("password".into(), SecretInput::Set(password));
         }
         Ok(self)
     }
+
+    /// Moves options that hold secrets under the system's own names into `secrets`.
+    fn move_secret_options(&mut self) -> Result<(), ValidationError> {
+        for (option, secret) in self.kind.secret_options() {
+            if let Some(value) = self.options.remove(*option) {
+                if matches!(self.secrets.get(*secret), Some(SecretInput::Set(_))) {
+                    return Err(ValidationError::new(
+                        format!("options.{option}"),
+                        format!("gives the secret `{secret}` a second time: keep one"),
+                    ));
+                }
+                self.secrets
+                    .insert((*secret).to_string(), SecretInput::Set(value));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A librdkafka property Idra has no secret for but whose name says it holds one: refused
+/// rather than stored in clear.
+fn looks_secret(kind: ConnectorKind, name: &str) -> bool {
+    kind == ConnectorKind::Kafka && (name.contains("password") || name.contains("secret"))
+}
+
+/// Splits a `?password=` query parameter (Postgres and MySQL URLs accept one) out of a URL
+/// connection string. `None` when there is none or the string is not a URL.
+pub fn split_password_param(connection_string: &str) -> Option<(String, String)> {
+    let mut url = url::Url::parse(connection_string).ok()?;
+    let is_password = |k: &str| k.eq_ignore_ascii_case("password");
+    let password = url
+        .query_pairs()
+        .find(|(k, _)| is_password(k))
+        .map(|(_, v)| v.into_owned())?;
+    let rest: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !is_password(k))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if rest.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Some((url.to_string(), password))
 }
 
 /// Splits `scheme://user:password@host/...` into the string without the password and the
@@ -282,6 +395,57 @@ mod tests {
         let mut i = input("postgres://db/prod");
         i.options.insert("password".into(), "x".into());
         assert_eq!(i.normalize().unwrap_err().field, "options.password");
+    }
+
+    #[test]
+    fn password_query_parameter_moves_out_of_the_connection_string() {
+        let n = input("postgres://app@db/prod?sslmode=require&password=s%26cret")
+            .normalize()
+            .unwrap();
+        assert_eq!(
+            n.connection_string,
+            "postgres://app@db/prod?sslmode=require"
+        );
+        assert_eq!(
+            n.secrets.get("password"),
+            Some(&SecretInput::Set("s&cret".into()))
+        );
+        let err = input("postgres://app:one@db/prod?password=two")
+            .normalize()
+            .unwrap_err();
+        assert_eq!(err.field, "connection_string");
+    }
+
+    #[test]
+    fn kafka_secret_properties_move_into_secrets() {
+        let mut i = input("broker:9092");
+        i.kind = ConnectorKind::Kafka;
+        i.options.insert("sasl.password".into(), "kafka-pw".into());
+        i.options
+            .insert("sasl.oauthbearer.client.secret".into(), "oauth".into());
+        i.options
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let n = i.normalize().unwrap();
+        assert_eq!(n.options.keys().collect::<Vec<_>>(), ["security.protocol"]);
+        assert_eq!(
+            n.secrets.get("sasl_password"),
+            Some(&SecretInput::Set("kafka-pw".into()))
+        );
+        assert_eq!(
+            n.secrets.get("sasl_oauthbearer_client_secret"),
+            Some(&SecretInput::Set("oauth".into()))
+        );
+    }
+
+    #[test]
+    fn kafka_properties_that_look_secret_are_refused() {
+        let mut i = input("broker:9092");
+        i.kind = ConnectorKind::Kafka;
+        i.options.insert("ssl.engine.password".into(), "x".into());
+        assert_eq!(
+            i.normalize().unwrap_err().field,
+            "options.ssl.engine.password"
+        );
     }
 
     #[test]

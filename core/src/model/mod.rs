@@ -11,7 +11,9 @@ mod validation;
 mod views;
 
 pub use agent::{AgentInfo, Assignment};
-pub use datasource::{split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput};
+pub use datasource::{
+    split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput, KAFKA_OWN_OPTIONS,
+};
 pub use offset::{Cursor, Offset, OffsetChange};
 pub use status::{RunOutcome, RunRecord, SyncState, SyncStatus};
 pub use sync::{Endpoint, SyncConfig, SyncInput, SyncMode, WriteMode};

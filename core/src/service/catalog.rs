@@ -75,7 +75,7 @@ impl Services {
         let input = input.normalize()?;
         self.check_datasource_name(&input.name, None).await?;
         let id = new_id();
-        let record = DataSourceRecord::from_input(&self.cipher, &id, input, None, Utc::now());
+        let record = DataSourceRecord::from_input(&self.cipher, &id, input, None, Utc::now())?;
         let key = self.keys.datasource(&id);
         let resp = self
             .store
@@ -103,7 +103,7 @@ impl Services {
         self.check_datasource_name(&input.name, Some(id)).await?;
         let (previous, kv) = self.datasource_record(id).await?;
         let record =
-            DataSourceRecord::from_input(&self.cipher, id, input, Some(&previous), Utc::now());
+            DataSourceRecord::from_input(&self.cipher, id, input, Some(&previous), Utc::now())?;
         let resp = self
             .store
             .txn(
@@ -278,6 +278,9 @@ impl Services {
             Op::delete(&kv.key),
             Op::delete(&self.keys.offset(id)),
             Op::delete(&self.keys.status(id)),
+            // An untaken "Run now" would otherwise stay in the store, and pending in every
+            // agent's memory, for good.
+            Op::delete(&self.keys.run_request(id)),
         ];
         let resp = self
             .store
@@ -447,5 +450,59 @@ impl Services {
         crate::config::store_io::export(self.store.as_ref(), &self.keys, &self.cipher, false)
             .await
             .map_err(|e| ServiceError::Conflict(e.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConnectorKind, DataSourceInput, Endpoint, SyncMode, WriteMode};
+    use crate::service::test_support::{services, user};
+
+    fn sqlite(name: &str) -> DataSourceInput {
+        DataSourceInput {
+            name: name.into(),
+            kind: ConnectorKind::Sqlite,
+            connection_string: format!("sqlite:///tmp/{name}.db"),
+            options: Default::default(),
+            secrets: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_a_sync_removes_its_untaken_run_request() {
+        let (s, _dir) = services().await;
+        let editor = user(Role::Editor);
+        let from = s.create_datasource(&editor, sqlite("from")).await.unwrap();
+        let to = s.create_datasource(&editor, sqlite("to")).await.unwrap();
+        let endpoint = |id: &str| Endpoint {
+            datasource_id: id.into(),
+            table: "t".into(),
+            query: None,
+        };
+        let sync = s
+            .create_sync(
+                &editor,
+                SyncInput {
+                    name: "copy".into(),
+                    source: endpoint(&from.id),
+                    destination: endpoint(&to.id),
+                    mode: SyncMode::ById,
+                    write_mode: WriteMode::Insert,
+                    key_columns: vec!["id".into()],
+                    timestamp_column: None,
+                    batch_size: 100,
+                    poll_interval_secs: 5,
+                    settle_secs: 0,
+                    enabled: true,
+                },
+            )
+            .await
+            .unwrap();
+        s.request_run(&editor, &sync.id).await.unwrap();
+        let key = s.keys.run_request(&sync.id);
+        assert!(s.store.get(&key).await.unwrap().is_some());
+        s.delete_sync(&editor, &sync.id).await.unwrap();
+        assert!(s.store.get(&key).await.unwrap().is_none());
     }
 }

@@ -33,6 +33,17 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::secret::SecretError> for ServiceError {
+    fn from(e: crate::secret::SecretError) -> Self {
+        match e {
+            crate::secret::SecretError::TargetChanged { ref field, .. } => ServiceError::Invalid(
+                ValidationError::new(format!("secrets.{field}"), e.to_string()),
+            ),
+            other => ServiceError::Conflict(other.to_string()),
+        }
+    }
+}
+
 impl ServiceError {
     /// The input field the error is about, for the UI and the API's `{error, field}` body.
     pub fn field(&self) -> Option<&str> {

@@ -9,6 +9,8 @@ mod overview;
 mod password;
 pub mod probe;
 mod sync_cache;
+#[cfg(test)]
+mod test_support;
 mod users;
 
 pub use users::{ClientAddr, SignedIn, ADMIN_PASSWORD_ENV, SESSION_MAX_AGE_SECS};

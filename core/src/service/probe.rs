@@ -33,9 +33,7 @@ impl Services {
         id: &str,
     ) -> Result<(ProbeTarget, &dyn Probe), ServiceError> {
         let record = self.datasource_for_connecting(actor, id).await?;
-        let secrets = record
-            .open_secrets(&self.cipher)
-            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let secrets = record.open_secrets(&self.cipher)?;
         let probe = self
             .probe
             .as_deref()
@@ -80,24 +78,18 @@ impl Services {
     ) -> Result<Result<(), String>, ServiceError> {
         require(actor, Role::Editor)?;
         let input = input.normalize()?;
+        // A stored secret is used only for the target it was saved for: a form that changed
+        // the host (or kind, or a target option) must carry the secret typed again.
         let mut secrets = match id {
-            Some(id) => {
-                let record = self.datasource_for_connecting(actor, id).await?;
-                record
-                    .open_secrets(&self.cipher)
-                    .map_err(|e| ServiceError::Conflict(e.to_string()))?
-            }
+            Some(id) => self
+                .datasource_for_connecting(actor, id)
+                .await?
+                .kept_secrets(&self.cipher, &input)?,
             None => BTreeMap::new(),
         };
         for (name, action) in &input.secrets {
-            match action {
-                crate::model::SecretInput::Keep => {}
-                crate::model::SecretInput::Clear => {
-                    secrets.remove(name);
-                }
-                crate::model::SecretInput::Set(v) => {
-                    secrets.insert(name.clone(), Secret::new(v.clone()));
-                }
+            if let crate::model::SecretInput::Set(v) = action {
+                secrets.insert(name.clone(), Secret::new(v.clone()));
             }
         }
         let probe = self
@@ -122,5 +114,106 @@ impl Services {
             .as_ref()
             .map(|p| p.available())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::model::{DataSourceInput, SecretInput};
+    use crate::service::test_support;
+
+    /// Records where each check would have connected, with which secrets.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, BTreeMap<String, Secret>)>>);
+
+    #[async_trait]
+    impl Probe for Recorder {
+        async fn test(&self, target: ProbeTarget) -> Result<(), String> {
+            let mut seen = self.0.lock().unwrap();
+            seen.push((target.connection_string, target.secrets));
+            Ok(())
+        }
+        async fn discover(&self, _: ProbeTarget) -> Result<Vec<TableView>, String> {
+            Ok(vec![])
+        }
+        fn available(&self) -> Vec<ConnectorKind> {
+            ConnectorKind::ALL.to_vec()
+        }
+    }
+
+    async fn services(recorder: Arc<Recorder>) -> (Services, tempfile::TempDir) {
+        let (s, dir) = test_support::services().await;
+        (s.with_probe(recorder), dir)
+    }
+
+    fn editor() -> User {
+        test_support::user(Role::Editor)
+    }
+
+    fn postgres(cs: &str) -> DataSourceInput {
+        DataSourceInput {
+            name: "warehouse".into(),
+            kind: ConnectorKind::Postgres,
+            connection_string: cs.into(),
+            options: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn testing_a_form_with_another_host_does_not_send_the_saved_password() {
+        let recorder = Arc::new(Recorder::default());
+        let (s, _dir) = services(recorder.clone()).await;
+        let saved = s
+            .create_datasource(
+                &editor(),
+                postgres("postgres://app:prod-secret@db:5432/prod"),
+            )
+            .await
+            .unwrap();
+        let mut attack = postgres("postgres://app@attacker.example:5432/prod");
+        attack.secrets.insert("password".into(), SecretInput::Keep);
+        let err = s
+            .test_datasource_input(&editor(), Some(&saved.id), attack.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some("secrets.password"), "{err}");
+        assert!(err.to_string().contains("type the password again"), "{err}");
+        assert!(
+            recorder.0.lock().unwrap().is_empty(),
+            "nothing was contacted"
+        );
+        // The same attack through a save is refused too, and the record is unchanged.
+        let err = s
+            .update_datasource(&editor(), &saved.id, attack)
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some("secrets.password"), "{err}");
+        let stored = s.datasource(&editor(), &saved.id).await.unwrap();
+        assert_eq!(stored.connection_string, "postgres://app@db:5432/prod");
+    }
+
+    #[tokio::test]
+    async fn testing_the_saved_target_uses_the_saved_password() {
+        let recorder = Arc::new(Recorder::default());
+        let (s, _dir) = services(recorder.clone()).await;
+        let saved = s
+            .create_datasource(
+                &editor(),
+                postgres("postgres://app:prod-secret@db:5432/prod"),
+            )
+            .await
+            .unwrap();
+        let mut same = postgres("postgres://app@db:5432/prod");
+        same.secrets.insert("password".into(), SecretInput::Keep);
+        s.test_datasource_input(&editor(), Some(&saved.id), same)
+            .await
+            .unwrap()
+            .unwrap();
+        let seen = recorder.0.lock().unwrap();
+        assert_eq!(seen[0].1["password"].expose(), "prod-secret");
     }
 }

@@ -411,9 +411,6 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Cipher;
-    use crate::store::{EmbeddedStore, Keys};
-    use std::sync::Arc;
 
     async fn services() -> (Services, tempfile::TempDir) {
         services_with(Some("admin-password-1")).await
@@ -422,12 +419,7 @@ mod tests {
     /// Services on a fresh embedded store, admin seeded with `admin_password` (None: the
     /// default admin/admin).
     async fn services_with(admin_password: Option<&str>) -> (Services, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(&dir.path().join("store"))
-            .await
-            .unwrap();
-        let cipher = Cipher::from_key_file(&dir.path().join("secret.key")).unwrap();
-        let s = Services::new(Arc::new(store), Keys::default(), cipher);
+        let (s, dir) = crate::service::test_support::services().await;
         assert!(s.bootstrap(admin_password.map(String::from)).await.unwrap());
         (s, dir)
     }

@@ -202,10 +202,20 @@ impl HttpConfig {
         })
     }
 
-    /// The URL of `path` (a sync's table) under the base URL.
+    /// The URL of `path` (a sync's table, `health_path` or one of `paths`) under the base
+    /// URL. A path that would leave the base URL (an absolute URL, `//host`, `..`) is
+    /// refused: the data source's token goes only to the API it was saved for.
     pub fn url(&self, path: &str) -> Result<url::Url, ConnectorError> {
-        self.base
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| ConnectorError::fatal(format!("table: `{path}` is not a URL path ({e})")))
+        let url = self.base.join(path.trim_start_matches('/')).map_err(|e| {
+            ConnectorError::fatal(format!("table: `{path}` is not a URL path ({e})"))
+        })?;
+        let inside = url.origin() == self.base.origin() && url.path().starts_with(self.base.path());
+        if !inside || path.split(['/', '?']).any(|segment| segment == "..") {
+            return Err(ConnectorError::fatal(format!(
+                "table: `{path}` leads outside the data source's URL {}; give a path under it (e.g. orders)",
+                self.base
+            )));
+        }
+        Ok(url)
     }
 }

@@ -69,6 +69,26 @@ fn auth_follows_what_is_set() {
 }
 
 #[test]
+fn a_path_cannot_send_the_token_to_another_host() {
+    let c = HttpConfig::from_spec(&spec("https://api.example.com/v1", &[], Some("tok"))).unwrap();
+    assert_eq!(
+        c.url("orders?x=1").unwrap().as_str(),
+        "https://api.example.com/v1/orders?x=1"
+    );
+    for path in [
+        "https://attacker.example/collect",
+        "http://api.example.com/v1/orders",
+        "\\\\attacker.example/collect",
+        "../admin",
+        "orders/../../admin",
+        "/%2e%2e/admin",
+    ] {
+        let e = c.url(path).unwrap_err();
+        assert!(e.message.contains("leads outside"), "{path}: {}", e.message);
+    }
+}
+
+#[test]
 fn pages_are_asked_for_per_pagination() {
     let key = HttpConfig::from_spec(&spec("http://h/api", &[], None)).unwrap();
     assert_eq!(key.url("orders").unwrap().as_str(), "http://h/api/orders");

@@ -4,18 +4,20 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
 use crate::connectors::types::Column;
+use idra_core::model::{ConnectorKind, KAFKA_OWN_OPTIONS as OWN_OPTIONS};
+
 use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
-/// `password` (or `sasl_password`) is `sasl.password`; `ssl_key_password` is `ssl.key.password`.
-pub const SECRET_FIELDS: &[&str] = &["password", "sasl_password", "ssl_key_password"];
-
-/// Options that are Idra's own; every other option is a librdkafka property.
-const OWN_OPTIONS: &[&str] = &[
-    "partitions",
-    "schema",
-    "wait_ms",
-    "new_topic_partitions",
-    "new_topic_replication",
+/// `password` (or `sasl_password`) is `sasl.password`; the others are the librdkafka
+/// properties `ConnectorKind::secret_options` names (`ssl_key_password` is `ssl.key.password`).
+pub const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "sasl_password",
+    "ssl_key_password",
+    "ssl_keystore_password",
+    "ssl_truststore_password",
+    "ssl_key_pem",
+    "sasl_oauthbearer_client_secret",
 ];
 
 #[derive(Clone)]
@@ -64,11 +66,13 @@ impl KafkaConfig {
             }
             client.set(k, v);
         }
-        if let Some(p) = spec.secret("sasl_password").or(spec.secret("password")) {
+        if let Some(p) = spec.secret("password") {
             client.set("sasl.password", p);
         }
-        if let Some(p) = spec.secret("ssl_key_password") {
-            client.set("ssl.key.password", p);
+        for (property, secret) in ConnectorKind::Kafka.secret_options() {
+            if let Some(value) = spec.secret(secret) {
+                client.set(*property, value);
+            }
         }
         let partitions = match spec.options.get("partitions") {
             None => None,
