@@ -95,15 +95,15 @@ impl RunRequests {
     }
 
     /// A request's key was written. (A task busy running keeps it as a permit: it runs
-    /// again right after.)
+    /// again right after.) It also stays pending until its key is deleted: the task told
+    /// may be stopping for an edit and never take it, and then the task that replaces it
+    /// does, instead of the request being lost.
     fn requested(&self, sync_id: &str) {
         let mut r = self.lock();
-        match r.tasks.get(sync_id) {
-            Some(notify) => notify.notify_one(),
-            None => {
-                r.pending.insert(sync_id.to_string());
-            }
+        if let Some(notify) = r.tasks.get(sync_id) {
+            notify.notify_one();
         }
+        r.pending.insert(sync_id.to_string());
     }
 
     /// A request's key was deleted (taken by whoever runs the sync).
@@ -114,15 +114,9 @@ impl RunRequests {
     /// The requests present when the watch (re)started: all of them are due, and only they
     /// can still be pending.
     fn present(&self, sync_ids: Vec<String>) {
-        let mut r = self.lock();
-        r.pending.clear();
+        self.lock().pending.clear();
         for id in sync_ids {
-            match r.tasks.get(&id) {
-                Some(notify) => notify.notify_one(),
-                None => {
-                    r.pending.insert(id);
-                }
-            }
+            self.requested(&id);
         }
     }
 }
@@ -472,5 +466,41 @@ impl Supervisor {
             };
         }
         self.release(&guard).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `notify` holds a permit (without waiting for one).
+    async fn woken(notify: &Notify) -> bool {
+        tokio::time::timeout(Duration::from_millis(1), notify.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_run_request_that_reaches_a_stopping_task_goes_to_its_successor() {
+        let requests = Arc::new(RunRequests::default());
+        let stopping = requests.register("s1");
+        // The request arrives while the edited sync's old task stops: it never takes it.
+        requests.requested("s1");
+        let successor = requests.register("s1");
+        drop(stopping);
+        assert!(woken(&successor.notify).await, "the request was lost");
+    }
+
+    #[tokio::test]
+    async fn a_taken_run_request_does_not_run_a_successor_again() {
+        let requests = Arc::new(RunRequests::default());
+        let task = requests.register("s1");
+        requests.requested("s1");
+        assert!(woken(&task.notify).await);
+        // The task deleted the key; its watch event withdraws the request.
+        requests.withdrawn("s1");
+        drop(task);
+        let successor = requests.register("s1");
+        assert!(!woken(&successor.notify).await);
     }
 }
