@@ -80,9 +80,16 @@ pub struct Cli {
     #[arg(long, env = "IDRA_WITH_AGENT")]
     pub with_agent: bool,
 
-    /// Bearer token that programs must send to the lock service at /locks (open without).
+    /// Turns the lock service at /locks on for programs that send this token (as
+    /// `Authorization: Bearer <token>` or `?token=`): at least 16 letters, digits or `-._~`,
+    /// e.g. from `openssl rand -hex 32`. Without it or --locks-open the service is off.
     #[arg(long, env = "IDRA_LOCK_TOKEN", hide_env_values = true)]
     pub lock_token: Option<String>,
+
+    /// Turns the lock service at /locks on for anyone who can reach the server, with no
+    /// token (only where every client on the network is trusted).
+    #[arg(long, env = "IDRA_LOCKS_OPEN")]
+    pub locks_open: bool,
 
     /// Agent lease TTL in seconds.
     #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]

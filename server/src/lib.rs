@@ -10,5 +10,6 @@ mod security_headers;
 mod session_store;
 mod startup;
 
+pub use locks::{LockAccess, LockAccessError};
 pub use router::{leptos_options, router, RouterConfig};
 pub use startup::run;

@@ -11,6 +11,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::locks::LockAccess;
 use crate::security::{
     refuse_foreign_origin, refuse_unknown_host, require_login_for_pages, resolve_client,
     AllowedHosts, TrustedProxies,
@@ -27,19 +28,19 @@ pub struct RouterConfig {
     pub allowed_hosts: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Bearer token the lock service requires, if any.
-    pub lock_token: Option<String>,
+    /// Who may use the lock service at /locks (off unless given).
+    pub locks: LockAccess,
 }
 
 impl RouterConfig {
-    /// No public URL, no extra names, no trusted proxy, no lock token.
+    /// No public URL, no extra names, no trusted proxy, the lock service off.
     pub fn new(leptos: LeptosOptions) -> Self {
         Self {
             leptos,
             public_url: None,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
-            lock_token: None,
+            locks: LockAccess::Off,
         }
     }
 
@@ -109,7 +110,7 @@ pub fn router(services: Services, config: RouterConfig) -> Router {
         .nest("/api/v1", crate::api::router(services.clone()))
         .nest(
             "/locks",
-            crate::locks::router(services.clone(), config.lock_token),
+            crate::locks::router(services.clone(), config.locks),
         )
         .route(
             "/metrics",

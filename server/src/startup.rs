@@ -10,7 +10,7 @@ use idra_core::service::Services;
 use idra_core::store::{self, EtcdOptions, Keys};
 
 use crate::cli::Cli;
-use crate::{leptos_options, router, RouterConfig};
+use crate::{leptos_options, router, LockAccess, RouterConfig};
 
 /// Opens the store, seeds the first admin, starts the in-process agent and serves until
 /// Ctrl-C or SIGTERM.
@@ -29,10 +29,20 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         public_url: cli.public_url.clone(),
         allowed_hosts: cli.allowed_host.clone(),
         trusted_proxies: cli.trusted_proxy.clone(),
-        lock_token: cli.lock_token.clone(),
+        locks: LockAccess::from_flags(cli.lock_token.clone(), cli.locks_open)
+            .map_err(|e| e.to_string())?,
     };
     // A bad --public-url stops the start here, before anything is opened.
     config.allowed_hosts()?;
+    match config.locks {
+        LockAccess::Off => tracing::info!(
+            "the lock service at /locks is off; --lock-token or --locks-open turns it on"
+        ),
+        LockAccess::Open => tracing::warn!(
+            "the lock service at /locks is open to anyone who can reach this server (--locks-open)"
+        ),
+        LockAccess::Token(_) => {}
+    }
     if !Path::new(&site_root).join("pkg").exists() {
         tracing::warn!(
             "no UI assets in {site_root}/pkg: pages will render but not hydrate; build them with `make run` (or `cargo leptos build`)"

@@ -1,18 +1,57 @@
 //! Named locks for other programs (the Metaparticle sync sidecar protocol): exclusive or
 //! shared, held for a TTL and renewed by heartbeats. One Store key per lock holds its
-//! holders and their expiry and is only changed by compare-and-swap, so any number of
-//! server replicas agree.
+//! holders and is only changed by compare-and-swap, so any number of server replicas agree.
+//!
+//! A holder's name is only a claim anyone can make, so each hold also records who took it:
+//! a secret issued to that acquisition (stored as a hash) and the client's address. Renewing
+//! or releasing a hold takes the secret, or — for clients that know nothing of secrets, like
+//! Metaparticle's — the same address. Once a holder has presented its secret, the hold
+//! answers to the secret alone.
+//!
+//! The store is shared with everything else (on etcd a full space quota stops every write,
+//! sign-ins included), so a lock's key lives on a lease that ends just after its last hold,
+//! and the number of locks and of holders per lock is capped.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::ServiceError;
 use crate::model::ValidationError;
-use crate::store::{decode, encode, Compare, KeyValue, Keys, Op, Store, Txn};
+use crate::store::{decode, encode, Compare, KeyValue, Keys, LeaseId, Op, Store, StoreError, Txn};
 
 pub const DEFAULT_TTL_SECS: i64 = 30;
+pub const MAX_TTL_SECS: i64 = 86_400;
+/// Lock names and holder names, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_HOLDER_LEN: usize = 128;
+
+/// How much of the store the lock service may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Locks held at once. Counted before a new lock is written, so replicas taking new
+    /// locks at the same moment can pass it by a few.
+    pub max_locks: usize,
+    /// Holders of one (shared) lock.
+    pub max_holders: usize,
+}
+
+impl Default for Limits {
+    /// At most about 10,000 locks × 32 holders × ~300 bytes: well inside etcd's 2 GB quota.
+    fn default() -> Self {
+        Self {
+            max_locks: 10_000,
+            max_holders: 32,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,33 +63,143 @@ pub enum LockMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockState {
     pub mode: LockMode,
-    /// Holder → when its hold expires without a heartbeat.
-    pub holders: BTreeMap<String, DateTime<Utc>>,
+    /// Holder name → its hold.
+    pub holders: BTreeMap<String, Hold>,
+}
+
+/// One holder's hold. What proves the holder (the secret's hash, the address) stays inside
+/// this module: callers see only the expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// When the hold ends without a heartbeat.
+    pub expires_at: DateTime<Utc>,
+    /// SHA-256 of the acquisition's secret: whoever can read the store (a backup, a
+    /// monitoring account) still cannot act as the holder.
+    secret_sha256: [u8; 32],
+    /// The client that took the hold, for clients that never send the secret.
+    address: Option<IpAddr>,
+    /// The secret has been presented: from then on the address alone proves nothing.
+    secret_used: bool,
+}
+
+/// Who asks: the holder's name and what proves it is that holder.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub holder: &'a str,
+    /// The secret of the holder's acquisition, when the client sends one.
+    pub secret: Option<&'a str>,
+    /// The client's address.
+    pub address: Option<IpAddr>,
+}
+
+impl Hold {
+    /// Whether `caller` is the client that took this hold.
+    fn answers_to(&self, caller: &Caller) -> bool {
+        match caller.secret {
+            Some(secret) => bool::from(sha256(secret).ct_eq(&self.secret_sha256)),
+            // No secret: the address decides, unless the holder showed it uses the secret
+            // (then an address shared with others, a NAT or a proxy, proves too little).
+            None => !self.secret_used && self.address.is_some() && self.address == caller.address,
+        }
+    }
 }
 
 impl LockState {
     fn live(mut self, now: DateTime<Utc>) -> Option<Self> {
-        self.holders.retain(|_, until| *until > now);
+        self.holders.retain(|_, hold| hold.expires_at > now);
         (!self.holders.is_empty()).then_some(self)
+    }
+
+    fn last_expiry(&self) -> Option<DateTime<Utc>> {
+        self.holders.values().map(|h| h.expires_at).max()
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquire {
-    /// Taken or renewed.
-    Held(LockState),
-    /// Someone else holds it in a conflicting mode.
-    Conflict(LockState),
+    /// Taken, with the new acquisition's `secret`, or renewed (`secret` is `None`: the
+    /// holder has it already).
+    Held {
+        state: LockState,
+        secret: Option<String>,
+    },
+    /// Not taken; `state` is the lock as it is, when it is held.
+    Refused {
+        reason: Refusal,
+        state: Option<LockState>,
+    },
+}
+
+/// Why a lock was not taken or renewed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("lock `{name}` is held by someone else")]
+    HeldByOthers { name: String },
+    #[error(
+        "`{holder}` holds lock `{name}` under an acquisition this request does not prove: \
+         send that acquisition's secret (X-Lock-Secret or ?secret=), or, if it was never \
+         sent, renew from the address that took the lock"
+    )]
+    NotYours { name: String, holder: String },
+    #[error(
+        "`{holder}` has no hold on lock `{name}` with this secret (it ended or was \
+         released): take the lock again without a secret"
+    )]
+    Ended { name: String, holder: String },
+    #[error("lock `{name}` already has {max} holders, the most one lock takes")]
+    TooManyHolders { name: String, max: usize },
+    #[error("the lock service already keeps {max} locks, the most it takes: wait for some to be released or expire")]
+    TooManyLocks { max: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    /// The holder holds nothing on this lock.
+    NotHeld,
+    /// The holder holds it, but the request does not prove to be that holder.
+    NotYours,
+}
+
+/// Whether `given` equals `expected`, in a time that says nothing about how much of it was
+/// right: both are hashed first, so even their lengths stay hidden.
+pub fn secrets_match(given: &str, expected: &str) -> bool {
+    sha256(given).ct_eq(&sha256(expected)).into()
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// 256 random bits, URL-safe so that clients can send it as `?secret=`.
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn validate(name: &str, holder: &str) -> Result<(), ServiceError> {
-    if name.is_empty() || name.len() > 200 || name.chars().any(|c| c.is_control() || c == '/') {
-        return Err(ValidationError::new("name", "use 1–200 characters, no `/`").into());
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.chars().any(|c| c.is_control() || c == '/')
+    {
+        return Err(ValidationError::new(
+            "name",
+            format!("a lock name has 1–{MAX_NAME_LEN} bytes, no `/` or control characters"),
+        )
+        .into());
     }
-    if holder.trim().is_empty() || holder.len() > 200 {
+    if holder.trim().is_empty() {
         return Err(ValidationError::new(
             "holder",
             "say who holds the lock: header X-Lock-Holder or ?holder=",
+        )
+        .into());
+    }
+    if holder.len() > MAX_HOLDER_LEN || holder.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "holder",
+            format!("a holder name has at most {MAX_HOLDER_LEN} bytes and no control characters"),
         )
         .into());
     }
@@ -62,6 +211,7 @@ async fn read(
     key: &str,
 ) -> Result<(Option<LockState>, Option<KeyValue>), ServiceError> {
     match store.get(key).await? {
+        // A value that does not decode (an older format) counts as no hold.
         Some(kv) => Ok((decode::<LockState>(key, &kv.value).ok(), Some(kv))),
         None => Ok((None, None)),
     }
@@ -71,6 +221,54 @@ fn guard(key: &str, kv: &Option<KeyValue>) -> Compare {
     match kv {
         Some(kv) => Compare::mod_revision(key, kv.mod_revision),
         None => Compare::missing(key),
+    }
+}
+
+/// Seconds of lease a lock needs: until its last hold ends, and one more so that the lease
+/// never ends before the hold it carries.
+fn lease_secs(state: &LockState, now: DateTime<Utc>) -> i64 {
+    let until = state.last_expiry().unwrap_or(now);
+    let millis = (until - now).num_milliseconds().max(0);
+    (millis + 999) / 1000 + 1
+}
+
+/// Writes `next` (or deletes the key when `None`) if the key is still as `kv` was read.
+/// Each write puts the key on a new lease sized to its holds, then ends the old one.
+async fn write(
+    store: &dyn Store,
+    key: &str,
+    kv: &Option<KeyValue>,
+    next: Option<&LockState>,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    let (op, lease) = match next {
+        Some(state) => {
+            let lease = store.grant_lease(lease_secs(state, now)).await?;
+            (Op::put(key, encode(state), Some(lease)), Some(lease))
+        }
+        None => (Op::delete(key), None),
+    };
+    // An error here may hide a write that landed: the new lease then carries the key and
+    // must stay; unused, it ends by itself.
+    let resp = store
+        .txn(Txn::new().when(vec![guard(key, kv)]).and_then(vec![op]))
+        .await?;
+    let unused = if resp.succeeded {
+        kv.as_ref().map(|kv| kv.lease)
+    } else {
+        lease
+    };
+    if let Some(lease) = unused.filter(|l| *l != 0) {
+        end_lease(store, lease).await;
+    }
+    Ok(resp.succeeded)
+}
+
+/// Ends a lease that carries no key any more. Failing only leaves it to expire by itself.
+async fn end_lease(store: &dyn Store, lease: LeaseId) {
+    match store.revoke_lease(lease).await {
+        Ok(()) | Err(StoreError::LeaseNotFound(_)) => {}
+        Err(e) => tracing::debug!(lease, error = %e, "could not end a lock's old lease"),
     }
 }
 
@@ -84,154 +282,387 @@ pub async fn status(
     Ok(state.and_then(|s| s.live(Utc::now())))
 }
 
-/// Takes the lock, or renews it when `holder` already has it.
+/// Takes the lock, or renews `caller`'s hold when it proves to be its holder.
 pub async fn acquire(
     store: &dyn Store,
     keys: &Keys,
     name: &str,
-    holder: &str,
+    caller: Caller<'_>,
     mode: LockMode,
     ttl_secs: i64,
+    limits: Limits,
 ) -> Result<Acquire, ServiceError> {
-    validate(name, holder)?;
-    if !(1..=86_400).contains(&ttl_secs) {
-        return Err(ValidationError::new("ttl", "must be between 1 and 86400 seconds").into());
+    validate(name, caller.holder)?;
+    if !(1..=MAX_TTL_SECS).contains(&ttl_secs) {
+        return Err(ValidationError::new(
+            "ttl",
+            format!("must be between 1 and {MAX_TTL_SECS} seconds"),
+        )
+        .into());
     }
     let key = keys.named_lock(name);
+    let refuse = |reason: Refusal, state: Option<LockState>| Ok(Acquire::Refused { reason, state });
     loop {
         let (state, kv) = read(store, &key).await?;
         let now = Utc::now();
+        let until = now + Duration::seconds(ttl_secs);
         let live = state.and_then(|s| s.live(now));
-        let next = match live {
-            None => LockState {
-                mode,
-                holders: BTreeMap::new(),
-            },
-            Some(s) if s.holders.contains_key(holder) && s.mode == mode => s,
-            Some(s) if mode == LockMode::Shared && s.mode == LockMode::Shared => s,
-            Some(s) => return Ok(Acquire::Conflict(s)),
+        let ended = || Refusal::Ended {
+            name: name.to_string(),
+            holder: caller.holder.to_string(),
         };
-        let mut next = next;
-        next.holders
-            .insert(holder.to_string(), now + Duration::seconds(ttl_secs));
-        let resp = store
-            .txn(
-                Txn::new()
-                    .when(vec![guard(&key, &kv)])
-                    .and_then(vec![Op::put(&key, encode(&next), None)]),
-            )
-            .await?;
-        if resp.succeeded {
-            return Ok(Acquire::Held(next));
+        let held_by_others = || Refusal::HeldByOthers {
+            name: name.to_string(),
+        };
+        let mut secret = None;
+        let next = match live {
+            // A secret renews an existing hold; it never starts one.
+            None if caller.secret.is_some() => return refuse(ended(), None),
+            None => {
+                // Only a lock without a key adds to the count (an expired one is reused).
+                if kv.is_none() && store.count(&keys.named_locks()).await? >= limits.max_locks {
+                    return refuse(
+                        Refusal::TooManyLocks {
+                            max: limits.max_locks,
+                        },
+                        None,
+                    );
+                }
+                let (hold, s) = new_hold(caller, until);
+                secret = Some(s);
+                LockState {
+                    mode,
+                    holders: BTreeMap::from([(caller.holder.to_string(), hold)]),
+                }
+            }
+            Some(mut s) => {
+                match s.holders.get(caller.holder) {
+                    Some(hold) if !hold.answers_to(&caller) => {
+                        let reason = Refusal::NotYours {
+                            name: name.to_string(),
+                            holder: caller.holder.to_string(),
+                        };
+                        return refuse(reason, Some(s));
+                    }
+                    Some(_) if s.mode != mode => return refuse(held_by_others(), Some(s)),
+                    Some(_) => {}
+                    None if caller.secret.is_some() => return refuse(ended(), Some(s)),
+                    None if mode == LockMode::Exclusive || s.mode == LockMode::Exclusive => {
+                        return refuse(held_by_others(), Some(s))
+                    }
+                    None if s.holders.len() >= limits.max_holders => {
+                        let reason = Refusal::TooManyHolders {
+                            name: name.to_string(),
+                            max: limits.max_holders,
+                        };
+                        return refuse(reason, Some(s));
+                    }
+                    None => {}
+                }
+                match s.holders.get_mut(caller.holder) {
+                    Some(hold) => {
+                        hold.expires_at = until;
+                        hold.secret_used |= caller.secret.is_some();
+                    }
+                    None => {
+                        let (hold, new) = new_hold(caller, until);
+                        secret = Some(new);
+                        s.holders.insert(caller.holder.to_string(), hold);
+                    }
+                }
+                s
+            }
+        };
+        if write(store, &key, &kv, Some(&next), now).await? {
+            return Ok(Acquire::Held {
+                state: next,
+                secret,
+            });
         }
         // Someone changed the lock meanwhile: decide again on what is there now.
     }
 }
 
-/// Releases `holder`'s hold; false when it held nothing.
+fn new_hold(caller: Caller, until: DateTime<Utc>) -> (Hold, String) {
+    let secret = new_secret();
+    let hold = Hold {
+        expires_at: until,
+        secret_sha256: sha256(&secret),
+        address: caller.address,
+        secret_used: false,
+    };
+    (hold, secret)
+}
+
+/// Releases `caller`'s hold when it proves to be its holder.
 pub async fn release(
     store: &dyn Store,
     keys: &Keys,
     name: &str,
-    holder: &str,
-) -> Result<bool, ServiceError> {
-    validate(name, holder)?;
+    caller: Caller<'_>,
+) -> Result<Release, ServiceError> {
+    validate(name, caller.holder)?;
     let key = keys.named_lock(name);
     loop {
         let (state, kv) = read(store, &key).await?;
-        let Some(mut state) = state.and_then(|s| s.live(Utc::now())) else {
-            return Ok(false);
+        let now = Utc::now();
+        let Some(mut state) = state.and_then(|s| s.live(now)) else {
+            return Ok(Release::NotHeld);
         };
-        if state.holders.remove(holder).is_none() {
-            return Ok(false);
+        match state.holders.get(caller.holder) {
+            None => return Ok(Release::NotHeld),
+            Some(hold) if !hold.answers_to(&caller) => return Ok(Release::NotYours),
+            Some(_) => {}
         }
-        let op = if state.holders.is_empty() {
-            Op::delete(&key)
-        } else {
-            Op::put(&key, encode(&state), None)
-        };
-        let resp = store
-            .txn(Txn::new().when(vec![guard(&key, &kv)]).and_then(vec![op]))
-            .await?;
-        if resp.succeeded {
-            return Ok(true);
+        state.holders.remove(caller.holder);
+        let next = (!state.holders.is_empty()).then_some(&state);
+        if write(store, &key, &kv, next, now).await? {
+            return Ok(Release::Released);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
-    use crate::store::EmbeddedStore;
+    use crate::store::{EmbeddedStore, EtcdOptions, EtcdStore};
+
+    const LIMITS: Limits = Limits {
+        max_locks: 10_000,
+        max_holders: 32,
+    };
+
+    /// A client without a secret, at `ip`.
+    fn at<'a>(holder: &'a str, ip: &str) -> Caller<'a> {
+        Caller {
+            holder,
+            secret: None,
+            address: Some(ip.parse().unwrap()),
+        }
+    }
+
+    fn with<'a>(holder: &'a str, ip: &str, secret: &'a str) -> Caller<'a> {
+        Caller {
+            secret: Some(secret),
+            ..at(holder, ip)
+        }
+    }
+
+    async fn take(store: &dyn Store, name: &str, caller: Caller<'_>, mode: LockMode) -> Acquire {
+        acquire(store, &Keys::default(), name, caller, mode, 30, LIMITS)
+            .await
+            .unwrap()
+    }
+
+    fn held(a: &Acquire) -> bool {
+        matches!(a, Acquire::Held { .. })
+    }
+
+    fn refusal(a: Acquire) -> Refusal {
+        match a {
+            Acquire::Refused { reason, .. } => reason,
+            held => panic!("expected a refusal, got {held:?}"),
+        }
+    }
+
+    fn secret_of(a: Acquire) -> String {
+        match a {
+            Acquire::Held {
+                secret: Some(s), ..
+            } => s,
+            other => panic!("expected a new hold, got {other:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn exclusive_shared_heartbeat_and_release() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).await.unwrap();
         let keys = Keys::default();
+        let (a, b) = (at("a", "10.0.0.1"), at("b", "10.0.0.2"));
         assert!(status(&store, &keys, "db-migrate").await.unwrap().is_none());
-        assert!(matches!(
-            acquire(&store, &keys, "db-migrate", "a", LockMode::Exclusive, 30)
-                .await
-                .unwrap(),
-            Acquire::Held(_)
-        ));
-        // Heartbeat by the holder: still held; anyone else: conflict.
-        assert!(matches!(
-            acquire(&store, &keys, "db-migrate", "a", LockMode::Exclusive, 30)
-                .await
-                .unwrap(),
-            Acquire::Held(_)
-        ));
-        assert!(matches!(
-            acquire(&store, &keys, "db-migrate", "b", LockMode::Exclusive, 30)
-                .await
-                .unwrap(),
-            Acquire::Conflict(_)
-        ));
-        assert!(matches!(
-            acquire(&store, &keys, "db-migrate", "b", LockMode::Shared, 30)
-                .await
-                .unwrap(),
-            Acquire::Conflict(_)
-        ));
-        assert!(!release(&store, &keys, "db-migrate", "b").await.unwrap());
-        assert!(release(&store, &keys, "db-migrate", "a").await.unwrap());
+        let first = take(&store, "db-migrate", a, LockMode::Exclusive).await;
+        assert!(held(&first));
+        // Heartbeat by the holder: still held, and no new secret; anyone else: conflict.
+        assert_eq!(
+            take(&store, "db-migrate", a, LockMode::Exclusive).await,
+            Acquire::Held {
+                state: status(&store, &keys, "db-migrate").await.unwrap().unwrap(),
+                secret: None
+            }
+        );
+        for mode in [LockMode::Exclusive, LockMode::Shared] {
+            assert!(matches!(
+                refusal(take(&store, "db-migrate", b, mode).await),
+                Refusal::HeldByOthers { .. }
+            ));
+        }
+        let r = |c| release(&store, &keys, "db-migrate", c);
+        assert_eq!(r(b).await.unwrap(), Release::NotHeld);
+        assert_eq!(r(a).await.unwrap(), Release::Released);
+        assert_eq!(r(a).await.unwrap(), Release::NotHeld);
         assert!(status(&store, &keys, "db-migrate").await.unwrap().is_none());
 
         // Shared: many at once; exclusive waits until none is left.
-        for h in ["r1", "r2", "r3"] {
+        let readers = ["r1", "r2", "r3"].map(|h| at(h, "10.0.0.3"));
+        for reader in readers {
+            assert!(held(&take(&store, "cache", reader, LockMode::Shared).await));
+        }
+        let state = status(&store, &keys, "cache").await.unwrap().unwrap();
+        assert_eq!(state.holders.len(), 3);
+        assert!(!held(
+            &take(&store, "cache", at("w", "10.0.0.4"), LockMode::Exclusive).await
+        ));
+        for reader in readers {
+            release(&store, &keys, "cache", reader).await.unwrap();
+        }
+        assert!(held(
+            &take(&store, "cache", at("w", "10.0.0.4"), LockMode::Exclusive).await
+        ));
+    }
+
+    /// (c) A hold answers to its acquisition's secret from anywhere, or without the secret
+    /// to its holder's address; once the secret was used, only to the secret.
+    #[tokio::test]
+    async fn the_secret_or_the_address_proves_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let keys = Keys::default();
+        let x = LockMode::Exclusive;
+
+        let secret = secret_of(take(&store, "l", at("a", "10.0.0.1"), x).await);
+        assert_eq!(secret.len(), 43, "256 bits in URL-safe base64: {secret}");
+        // Nobody else naming `a`: not from another address, not with a wrong secret.
+        for caller in [at("a", "10.0.0.2"), with("a", "10.0.0.1", "guess")] {
             assert!(matches!(
-                acquire(&store, &keys, "cache", h, LockMode::Shared, 30)
-                    .await
-                    .unwrap(),
-                Acquire::Held(_)
+                refusal(take(&store, "l", caller, x).await),
+                Refusal::NotYours { .. }
             ));
+            assert_eq!(
+                release(&store, &keys, "l", caller).await.unwrap(),
+                Release::NotYours
+            );
         }
+        // A client without an address (none could be determined) proves nothing by it.
+        let nowhere = Caller {
+            holder: "a",
+            secret: None,
+            address: None,
+        };
+        assert!(!held(&take(&store, "l", nowhere, x).await));
+        // Its own address, without the secret (a Metaparticle client): renewed.
+        assert!(held(&take(&store, "l", at("a", "10.0.0.1"), x).await));
+        // The secret, from a new address: renewed, and from now on the secret is needed.
+        assert!(held(
+            &take(&store, "l", with("a", "10.0.0.9", &secret), x).await
+        ));
+        assert!(!held(&take(&store, "l", at("a", "10.0.0.1"), x).await));
         assert_eq!(
-            status(&store, &keys, "cache")
+            release(&store, &keys, "l", at("a", "10.0.0.1"))
                 .await
-                .unwrap()
-                .unwrap()
-                .holders
-                .len(),
-            3
+                .unwrap(),
+            Release::NotYours
         );
-        assert!(matches!(
-            acquire(&store, &keys, "cache", "w", LockMode::Exclusive, 30)
+        assert_eq!(
+            release(&store, &keys, "l", with("a", "10.0.0.1", &secret))
                 .await
                 .unwrap(),
-            Acquire::Conflict(_)
+            Release::Released
+        );
+        // A secret only renews: once its hold is gone it takes nothing.
+        assert!(matches!(
+            refusal(take(&store, "l", with("a", "10.0.0.1", &secret), x).await),
+            Refusal::Ended { .. }
         ));
-        for h in ["r1", "r2", "r3"] {
-            release(&store, &keys, "cache", h).await.unwrap();
+        // Each acquisition has its own secret.
+        let again = secret_of(take(&store, "l", at("a", "10.0.0.1"), x).await);
+        assert_ne!(again, secret);
+        // Shared holders each have theirs.
+        let s1 = secret_of(take(&store, "s", at("r1", "10.0.0.1"), LockMode::Shared).await);
+        let s2 = secret_of(take(&store, "s", at("r2", "10.0.0.1"), LockMode::Shared).await);
+        assert!(!held(
+            &take(&store, "s", with("r1", "10.0.0.1", &s2), LockMode::Shared).await
+        ));
+        assert!(held(
+            &take(&store, "s", with("r1", "10.0.0.1", &s1), LockMode::Shared).await
+        ));
+    }
+
+    /// (d) What is stored and shown never holds a secret: only its hash.
+    #[tokio::test]
+    async fn secrets_are_stored_only_as_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let keys = Keys::default();
+        let secret = secret_of(take(&store, "l", at("a", "10.0.0.1"), LockMode::Exclusive).await);
+        let kv = store.get(&keys.named_lock("l")).await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&kv.value).contains(&secret));
+        let state = status(&store, &keys, "l").await.unwrap().unwrap();
+        assert!(!format!("{state:?}").contains(&secret));
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match("abc", "abc"));
+        assert!(!secrets_match("abd", "abc"));
+        assert!(!secrets_match("ab", "abc"));
+        assert!(!secrets_match("", "abc"));
+    }
+
+    /// (e) The number of locks and of holders per lock is capped; expired locks make room.
+    #[tokio::test]
+    async fn locks_and_holders_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let keys = Keys::default();
+        let limits = Limits {
+            max_locks: 2,
+            max_holders: 2,
+        };
+        let take = |name: &'static str, holder: &'static str, ttl: i64| {
+            let keys = keys.clone();
+            let store = &store;
+            async move {
+                acquire(
+                    store,
+                    &keys,
+                    name,
+                    at(holder, "10.0.0.1"),
+                    LockMode::Shared,
+                    ttl,
+                    limits,
+                )
+                .await
+                .unwrap()
+            }
+        };
+        assert!(held(&take("one", "a", 30).await));
+        assert!(held(&take("two", "a", 1).await));
+        assert_eq!(
+            refusal(take("three", "a", 30).await),
+            Refusal::TooManyLocks { max: 2 }
+        );
+        // Renewals and new holders of existing locks are not new locks.
+        assert!(held(&take("one", "a", 30).await));
+        assert!(held(&take("one", "b", 30).await));
+        assert_eq!(
+            refusal(take("one", "c", 30).await),
+            Refusal::TooManyHolders {
+                name: "one".into(),
+                max: 2
+            }
+        );
+        // `two` expires and its key goes with its lease: room for another lock.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match take("three", "a", 30).await {
+                Acquire::Held { .. } => break,
+                refused => assert!(Instant::now() < deadline, "{refused:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(matches!(
-            acquire(&store, &keys, "cache", "w", LockMode::Exclusive, 30)
-                .await
-                .unwrap(),
-            Acquire::Held(_)
-        ));
     }
 
     #[tokio::test]
@@ -239,36 +670,130 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).await.unwrap();
         let keys = Keys::default();
-        acquire(&store, &keys, "job", "a", LockMode::Exclusive, 1)
+        let a = at("a", "10.0.0.1");
+        acquire(&store, &keys, "job", a, LockMode::Exclusive, 1, LIMITS)
             .await
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
         while status(&store, &keys, "job").await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "the hold never expired");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(held(
+            &take(&store, "job", at("b", "10.0.0.2"), LockMode::Exclusive).await
+        ));
+    }
+
+    /// (f) A lock's key lives on a lease that outlasts its holds by little, so an abandoned
+    /// lock leaves nothing in the store (on etcd, keys that were never cleaned up would fill
+    /// the space quota). Each write moves the key to a new lease and ends the old one.
+    async fn lock_keys_live_on_leases(store: &dyn Store, keys: &Keys) {
+        let key = keys.named_lock("job");
+        let a = at("a", "10.0.0.1");
+        let take = |ttl| acquire(store, keys, "job", a, LockMode::Shared, ttl, LIMITS);
+        take(30).await.unwrap();
+        let first = store.get(&key).await.unwrap().unwrap().lease;
+        assert_ne!(first, 0, "the lock key has no lease");
+        take(1).await.unwrap();
+        let second = store.get(&key).await.unwrap().unwrap().lease;
+        assert_ne!(second, first);
+        assert!(
+            matches!(
+                store.keep_alive(first).await,
+                Err(StoreError::LeaseNotFound(_))
+            ),
+            "the old lease was left behind"
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while store.get(&key).await.unwrap().is_some() {
             assert!(
-                std::time::Instant::now() < deadline,
-                "the hold never expired"
+                Instant::now() < deadline,
+                "the key of an expired lock stayed in the store"
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        // Releasing the last hold deletes the key and ends its lease.
+        take(30).await.unwrap();
+        let lease = store.get(&key).await.unwrap().unwrap().lease;
+        release(store, keys, "job", a).await.unwrap();
+        assert!(store.get(&key).await.unwrap().is_none());
         assert!(matches!(
-            acquire(&store, &keys, "job", "b", LockMode::Exclusive, 30)
-                .await
-                .unwrap(),
-            Acquire::Held(_)
+            store.keep_alive(lease).await,
+            Err(StoreError::LeaseNotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn lock_keys_live_on_leases_in_the_embedded_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        lock_keys_live_on_leases(&store, &Keys::default()).await;
+    }
+
+    #[tokio::test]
+    async fn lock_keys_live_on_leases_in_etcd() {
+        let Ok(endpoints) = std::env::var("IDRA_TEST_ETCD") else {
+            if std::env::var("IDRA_REQUIRE_ETCD").as_deref() == Ok("1") {
+                panic!("IDRA_REQUIRE_ETCD=1 but IDRA_TEST_ETCD is not set");
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "skipped: lock service keys on etcd leases: IDRA_TEST_ETCD is not set"
+            );
+            return;
+        };
+        let store = EtcdStore::connect(EtcdOptions::from_list(&endpoints))
+            .await
+            .unwrap();
+        let keys = Keys::new(&format!("/idra-test/locks-{}/", uuid::Uuid::new_v4()));
+        lock_keys_live_on_leases(&store, &keys).await;
     }
 
     #[tokio::test]
     async fn bad_input_names_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).await.unwrap();
-        let e = acquire(&store, &Keys::default(), "x", " ", LockMode::Exclusive, 30)
+        let keys = Keys::default();
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        let fits = "n".repeat(MAX_NAME_LEN);
+        for (name, holder, ttl, field) in [
+            ("x", " ", 30, "holder"),
+            ("x", long.as_str(), 30, "holder"),
+            ("x", "a\nb", 30, "holder"),
+            (long.as_str(), "a", 30, "name"),
+            ("a/b", "a", 30, "name"),
+            ("", "a", 30, "name"),
+            ("x", "a", 0, "ttl"),
+            ("x", "a", MAX_TTL_SECS + 1, "ttl"),
+        ] {
+            let caller = at(holder, "10.0.0.1");
+            let e = acquire(
+                &store,
+                &keys,
+                name,
+                caller,
+                LockMode::Exclusive,
+                ttl,
+                LIMITS,
+            )
             .await
             .unwrap_err();
-        assert_eq!(e.field(), Some("holder"));
-        let e = acquire(&store, &Keys::default(), "x", "a", LockMode::Exclusive, 0)
+            assert_eq!(e.field(), Some(field), "{name:?} {holder:?} {ttl}");
+        }
+        let caller = at(&fits, "10.0.0.1");
+        assert!(held(
+            &acquire(
+                &store,
+                &keys,
+                &fits,
+                caller,
+                LockMode::Exclusive,
+                30,
+                LIMITS
+            )
             .await
-            .unwrap_err();
-        assert_eq!(e.field(), Some("ttl"));
+            .unwrap()
+        ));
     }
 }

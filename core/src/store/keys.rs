@@ -78,6 +78,10 @@ impl Keys {
     pub fn named_lock(&self, name: &str) -> String {
         self.join("locks/named", name)
     }
+    /// The prefix of every lock of the lock service.
+    pub fn named_locks(&self) -> String {
+        self.join("locks/named", "")
+    }
     pub fn offsets(&self) -> String {
         self.join("offsets", "")
     }

@@ -39,6 +39,12 @@ impl ApiError {
         self
     }
 
+    /// Adds `Retry-After: secs` to the answer (429, 503).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn not_found(error: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, error)
     }
