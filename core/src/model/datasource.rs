@@ -83,7 +83,7 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Postgres => "postgres://user@host:5432/database",
             ConnectorKind::Mysql => "mysql://user@host:3306/database",
-            ConnectorKind::Sqlite => "sqlite:///path/to/file.db",
+            ConnectorKind::Sqlite => "sqlite://shop.db (a file under Idra's --sqlite-dir)",
             ConnectorKind::SqlServer => "server=tcp:host,1433;user=sa;database=app",
             ConnectorKind::MongoDb => "mongodb://user@host:27017/database",
             ConnectorKind::Kafka => "broker1:9092,broker2:9092",
@@ -154,7 +154,10 @@ impl ConnectorKind {
         match self {
             // Every librdkafka property can: brokers, protocols, mechanisms, endpoints.
             ConnectorKind::Kafka => !KAFKA_OWN_OPTIONS.contains(&name),
-            ConnectorKind::S3 => matches!(name, "access_key_id" | "endpoint" | "region"),
+            // path_style decides whether the bucket goes in the host name.
+            ConnectorKind::S3 => {
+                matches!(name, "access_key_id" | "endpoint" | "region" | "path_style")
+            }
             ConnectorKind::Http => matches!(name, "user" | "auth" | "health_path" | "paths"),
             // The others' options are settings applied after connecting.
             _ => false,
@@ -246,7 +249,16 @@ impl DataSourceInput {
                 ));
             }
         }
-        let url_password = split_password(&self.connection_string);
+        self.refuse_secrets_in_connection_string()?;
+        if self.kind == ConnectorKind::SqlServer {
+            if let Some((without, password)) = split_ado_password(&self.connection_string) {
+                self.connection_string = without;
+                self.secrets
+                    .insert("password".into(), SecretInput::Set(password));
+            }
+        }
+        let url_password = split_password(&self.connection_string)
+            .or_else(|| split_authority_password(&self.connection_string));
         let had_url_password = url_password.is_some();
         if let Some((without, password)) = url_password {
             self.connection_string = without;
@@ -270,6 +282,34 @@ impl DataSourceInput {
         Ok(self)
     }
 
+    /// Credentials a connection string may carry that have no secret to move to: refused
+    /// before anything is stored, naming where they go instead.
+    fn refuse_secrets_in_connection_string(&self) -> Result<(), ValidationError> {
+        let Ok(url) = url::Url::parse(&self.connection_string) else {
+            return Ok(());
+        };
+        let found = url.query_pairs().find_map(|(k, v)| {
+            let k = k.to_ascii_lowercase();
+            let secret = match self.kind {
+                ConnectorKind::Http => HTTP_CREDENTIAL_PARAMS.contains(&k.as_str()),
+                ConnectorKind::MongoDb => {
+                    k.contains("password") || v.to_ascii_uppercase().contains("AWS_SESSION_TOKEN")
+                }
+                _ => false,
+            };
+            secret.then_some(k)
+        });
+        match found {
+            Some(k) => Err(ValidationError::new(
+                "connection_string",
+                format!(
+                    "the query parameter `{k}` holds a credential, which would be stored and shown in clear: remove it and type the credential in the data source's password"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Moves options that hold secrets under the system's own names into `secrets`.
     fn move_secret_options(&mut self) -> Result<(), ValidationError> {
         for (option, secret) in self.kind.secret_options() {
@@ -288,10 +328,111 @@ impl DataSourceInput {
     }
 }
 
+/// Query parameters of an HTTP API URL that look like credentials (they would be stored,
+/// shown and logged in clear): the credential goes in the data source's password.
+pub const HTTP_CREDENTIAL_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "secret",
+];
+
 /// A librdkafka property Idra has no secret for but whose name says it holds one: refused
 /// rather than stored in clear.
 fn looks_secret(kind: ConnectorKind, name: &str) -> bool {
-    kind == ConnectorKind::Kafka && (name.contains("password") || name.contains("secret"))
+    let name = name.to_ascii_lowercase();
+    kind == ConnectorKind::Kafka
+        && ["password", "secret", "passphrase", "private.key"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// Splits the password out of `scheme://user:password@host1,host2/...` when the string is
+/// no URL the `url` crate accepts (MongoDB's lists of hosts): the userinfo is what comes
+/// before the authority's last `@`.
+fn split_authority_password(connection_string: &str) -> Option<(String, String)> {
+    let (scheme, rest) = connection_string.split_once("://")?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (userinfo, hosts) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    Some((
+        format!("{scheme}://{user}@{hosts}{tail}"),
+        percent_decode(password),
+    ))
+}
+
+/// Splits `Password=…` / `Pwd=…` out of a SQL Server (ADO) connection string. Values may be
+/// wrapped in `{…}` (with `}}` for a brace) or quotes, and then hold `;`.
+pub fn split_ado_password(connection_string: &str) -> Option<(String, String)> {
+    let mut kept = Vec::new();
+    let mut password = None;
+    for part in ado_parts(connection_string) {
+        let (key, value) = part.split_once('=').unwrap_or((part.as_str(), ""));
+        if matches!(key.trim().to_ascii_lowercase().as_str(), "password" | "pwd") {
+            password = Some(ado_unquote(value.trim()));
+        } else {
+            kept.push(part);
+        }
+    }
+    password.map(|p| (kept.join(";"), p))
+}
+
+/// The `;`-separated parts of an ADO string, keeping `;` inside `{…}` and quotes.
+fn ado_parts(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut closer: Option<char> = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match closer {
+            Some(end) if c == end => {
+                // `}}` (or a doubled quote) is the character itself, not the end.
+                if chars.peek() == Some(&end) {
+                    current.push(c);
+                    current.push(chars.next().unwrap());
+                    continue;
+                }
+                closer = None;
+            }
+            Some(_) => {}
+            None if c == ';' => {
+                if !current.trim().is_empty() {
+                    parts.push(std::mem::take(&mut current));
+                }
+                continue;
+            }
+            None => {
+                let starts_value = current.trim_end().ends_with('=');
+                closer = match c {
+                    '{' if starts_value => Some('}'),
+                    '"' | '\'' if starts_value => Some(c),
+                    _ => None,
+                };
+            }
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+fn ado_unquote(value: &str) -> String {
+    let inner = |open: char, close: char| {
+        value
+            .strip_prefix(open)
+            .and_then(|v| v.strip_suffix(close))
+            .map(|v| v.replace(&format!("{close}{close}"), &close.to_string()))
+    };
+    inner('{', '}')
+        .or_else(|| inner('"', '"'))
+        .or_else(|| inner('\'', '\''))
+        .unwrap_or_else(|| value.to_string())
 }
 
 /// Splits a `?password=` query parameter (Postgres and MySQL URLs accept one) out of a URL
@@ -435,6 +576,72 @@ mod tests {
             n.secrets.get("sasl_oauthbearer_client_secret"),
             Some(&SecretInput::Set("oauth".into()))
         );
+    }
+
+    fn input_of(kind: ConnectorKind, cs: &str) -> DataSourceInput {
+        DataSourceInput { kind, ..input(cs) }
+    }
+
+    #[test]
+    fn a_sql_server_password_moves_out_of_the_connection_string() {
+        let n = input_of(
+            ConnectorKind::SqlServer,
+            "server=tcp:db,1433;user=sa;Password={p;w}}d};database=app",
+        )
+        .normalize()
+        .unwrap();
+        assert_eq!(
+            n.connection_string,
+            "server=tcp:db,1433;user=sa;database=app"
+        );
+        assert_eq!(
+            n.secrets.get("password"),
+            Some(&SecretInput::Set("p;w}d".into()))
+        );
+        let n = input_of(ConnectorKind::SqlServer, "server=tcp:db;PWD=plain;user=sa")
+            .normalize()
+            .unwrap();
+        assert_eq!(n.connection_string, "server=tcp:db;user=sa");
+        assert_eq!(
+            n.secrets.get("password"),
+            Some(&SecretInput::Set("plain".into()))
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_list_of_hosts_moves_out() {
+        let n = input_of(
+            ConnectorKind::MongoDb,
+            "mongodb://app:s%40cret@h1:27017,h2:27017/shop?replicaSet=rs0",
+        )
+        .normalize()
+        .unwrap();
+        assert_eq!(
+            n.connection_string,
+            "mongodb://app@h1:27017,h2:27017/shop?replicaSet=rs0"
+        );
+        assert_eq!(
+            n.secrets.get("password"),
+            Some(&SecretInput::Set("s@cret".into()))
+        );
+    }
+
+    #[test]
+    fn credentials_in_query_parameters_are_refused_before_they_are_stored() {
+        for (kind, cs) in [
+            (ConnectorKind::Http, "https://api.example.com/v1?api_key=K"),
+            (
+                ConnectorKind::MongoDb,
+                "mongodb://db/shop?tlsCertificateKeyFilePassword=x",
+            ),
+            (
+                ConnectorKind::MongoDb,
+                "mongodb://db/shop?authMechanismProperties=AWS_SESSION_TOKEN:t",
+            ),
+        ] {
+            let err = input_of(kind, cs).normalize().unwrap_err();
+            assert_eq!(err.field, "connection_string", "{cs}");
+        }
     }
 
     #[test]

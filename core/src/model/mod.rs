@@ -12,7 +12,8 @@ mod views;
 
 pub use agent::{AgentInfo, Assignment};
 pub use datasource::{
-    split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput, KAFKA_OWN_OPTIONS,
+    split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput,
+    HTTP_CREDENTIAL_PARAMS, KAFKA_OWN_OPTIONS,
 };
 pub use offset::{Cursor, Offset, OffsetChange};
 pub use status::{RunOutcome, RunRecord, SyncState, SyncStatus};

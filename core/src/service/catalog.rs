@@ -418,15 +418,29 @@ impl Services {
     /// Asks the agent running the sync to run it now instead of at its next poll.
     pub async fn request_run(&self, actor: &User, id: &str) -> Result<(), ServiceError> {
         require(actor, Role::Editor)?;
-        let (sync, _) = self.sync_record(id).await?;
+        let (sync, kv) = self.sync_record(id).await?;
         if !sync.enabled {
             return Err(ServiceError::Conflict(
                 "the sync is paused; resume it to run it".into(),
             ));
         }
-        self.store
-            .put(&self.keys.run_request(id), encode(&Utc::now()), None)
+        // Only while the sync is still there: a request written after a concurrent delete
+        // would stay in the store for good.
+        let resp = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(vec![Compare::mod_revision(&kv.key, kv.mod_revision)])
+                    .and_then(vec![Op::put(
+                        &self.keys.run_request(id),
+                        encode(&Utc::now()),
+                        None,
+                    )]),
+            )
             .await?;
+        if !resp.succeeded {
+            return Err(conflict("the sync"));
+        }
         Ok(())
     }
 

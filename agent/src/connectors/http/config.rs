@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use idra_core::model::HTTP_CREDENTIAL_PARAMS;
+
 use crate::connectors::types::Column;
 use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
@@ -97,19 +99,9 @@ impl HttpConfig {
                 base.scheme()
             )));
         }
-        let credential_param = base.query_pairs().find(|(k, _)| {
-            let k = k.to_ascii_lowercase();
-            [
-                "token",
-                "access_token",
-                "api_key",
-                "apikey",
-                "key",
-                "password",
-                "secret",
-            ]
-            .contains(&k.as_str())
-        });
+        let credential_param = base
+            .query_pairs()
+            .find(|(k, _)| HTTP_CREDENTIAL_PARAMS.contains(&k.to_ascii_lowercase().as_str()));
         if let Some((k, _)) = credential_param {
             return Err(ConnectorError::fatal(format!(
                 "connection_string: the query parameter `{k}` looks like a credential; credentials never go in URLs (they end up in logs): put it in the data source's password"
