@@ -176,6 +176,11 @@ pub trait Destination: Send + Sync {
     // these defaults: not fenced, nothing committed there (they deliver at least once), and
     // no modes that must read the destination back.
 
+    /// Whether this destination keeps commit records: then its record, not the offset, says
+    /// where a run resumes, and every write is fenced there.
+    fn keeps_commit_records(&self) -> bool {
+        false
+    }
     /// Taking a sync over (cluster mode): raises the sync's fencing token in the destination
     /// to `fence` before the first write, so from now on a writer with an older token is
     /// refused. Creates the record for `table` with `cursor` when there is none. Fatal when

@@ -415,20 +415,36 @@ impl Runner {
         reported: &mut Reported,
         report: &mut RunReport,
     ) -> Result<Written, ConnectorError> {
+        let mut pending: Option<PendingCommit> = None;
         while let Some(item) = batches.recv().await {
-            let (batch, cursor) = item?;
+            let (batch, cursor) = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    settle(source, pending.take()).await?;
+                    return Err(e);
+                }
+            };
             if report.batches == 0 {
                 self.report(reported, SyncState::Running, None).await;
             }
             let began = Instant::now();
-            let batch = self.write_batch(dest, target, batch, &cursor).await?;
+            let written = self.write_batch(dest, target, batch, &cursor).await;
+            // The previous batch's offset commit ran while this batch was written.
+            let settled = settle(source, pending.take()).await;
+            let batch = written?;
+            settled?;
             self.abort_if_fault_injected();
-            if !target.overwrite {
-                self.offsets
-                    .commit(&self.job.sync.id, &self.offset_at(&cursor))
-                    .await?;
+            let commit = self.commit_offset(target, &cursor);
+            if dest.keeps_commit_records() {
+                // The destination's record says where to resume, so the offset (what the
+                // UI shows, and the fence check of the store) may complete during the next
+                // write. It is awaited before the next one starts, and before the
+                // acknowledgement, which stays after both commits.
+                pending = Some((tokio::spawn(commit), cursor.clone()));
+            } else {
+                commit.await?;
+                source.acknowledge(&cursor).await?;
             }
-            source.acknowledge(&cursor).await?;
             record_batch(
                 report,
                 &mut reported.current,
@@ -438,10 +454,30 @@ impl Runner {
             );
             if self.stopping() {
                 // Shutdown between batches: everything written so far is committed.
+                settle(source, pending.take()).await?;
                 return Ok(Written::Stopped);
             }
         }
+        settle(source, pending.take()).await?;
         Ok(Written::CaughtUp)
+    }
+
+    /// The offset commit after a batch (none while loading a full refresh's load table),
+    /// as a task of its own.
+    fn commit_offset(
+        &self,
+        target: &Target,
+        cursor: &Cursor,
+    ) -> impl std::future::Future<Output = Result<(), ConnectorError>> + Send + 'static {
+        let offsets = self.offsets.clone();
+        let sync_id = self.job.sync.id.clone();
+        let offset = (!target.overwrite).then(|| self.offset_at(cursor));
+        async move {
+            match offset {
+                Some(offset) => offsets.commit(&sync_id, &offset).await,
+                None => Ok(()),
+            }
+        }
     }
 
     /// One destination transaction: the rows (the last version of each key when
@@ -527,6 +563,20 @@ impl Runner {
             edited: false,
         }
     }
+}
+
+/// A batch's offset commit still running, with the cursor to acknowledge once it is done.
+type PendingCommit = (JoinHandle<Result<(), ConnectorError>>, Cursor);
+
+/// Waits for a pending offset commit, then acknowledges its batch to the source.
+async fn settle(source: &dyn Source, pending: Option<PendingCommit>) -> Result<(), ConnectorError> {
+    let Some((commit, cursor)) = pending else {
+        return Ok(());
+    };
+    commit
+        .await
+        .map_err(|e| ConnectorError::retryable(format!("the offset commit stopped: {e}")))??;
+    source.acknowledge(&cursor).await
 }
 
 /// The table a run writes into.

@@ -139,6 +139,10 @@ async fn check_fence(
 
 #[async_trait]
 impl Destination for MysqlDestination {
+    fn keeps_commit_records(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Mysql
     }

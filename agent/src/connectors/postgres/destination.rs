@@ -217,6 +217,10 @@ async fn copy_in(
 
 #[async_trait]
 impl Destination for PostgresDestination {
+    fn keeps_commit_records(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Postgres
     }

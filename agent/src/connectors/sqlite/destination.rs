@@ -126,6 +126,10 @@ impl SqliteDestination {
 
 #[async_trait]
 impl Destination for SqliteDestination {
+    fn keeps_commit_records(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Sqlite
     }

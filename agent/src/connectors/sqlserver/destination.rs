@@ -90,6 +90,10 @@ impl SqlServerDestination {
 
 #[async_trait]
 impl Destination for SqlServerDestination {
+    fn keeps_commit_records(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::SqlServer
     }
