@@ -597,6 +597,30 @@ enum Written {
 
 type BatchResult = Result<(RecordBatch, Cursor), ConnectorError>;
 
+/// Batch sizes below this are used as given (tests and small syncs).
+const RAMP_FROM: usize = 8192;
+
+/// The rows each read of a run asks for: a run's first batch is an eighth of the batch size,
+/// and each next one twice the last until the batch size, so the destination starts
+/// writing while the source is still reading instead of waiting for one whole batch.
+struct BatchSizes {
+    next: usize,
+    max: usize,
+}
+
+impl BatchSizes {
+    fn new(max: usize) -> Self {
+        let next = if max >= RAMP_FROM { max / 8 } else { max };
+        Self { next, max }
+    }
+
+    fn next(&mut self) -> usize {
+        let size = self.next;
+        self.next = (size * 2).min(self.max);
+        size
+    }
+}
+
 /// Reads batches from `start` on a task of its own, each with the cursor where it ends. It
 /// runs ahead of the writer by at most one batch (a channel of one): a bounded pipeline, so
 /// memory stays at about three batches.
@@ -610,9 +634,10 @@ fn spawn_reader(
     let (tx, rx) = mpsc::channel::<BatchResult>(1);
     let task = tokio::spawn(async move {
         let mut cursor = start;
+        let mut sizes = BatchSizes::new(limit);
         loop {
             let read_began = Instant::now();
-            let read = match source.read(&spec, &columns, &cursor, limit).await {
+            let read = match source.read(&spec, &columns, &cursor, sizes.next()).await {
                 Ok(read) => read,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -681,6 +706,15 @@ mod tests {
             current: status.clone(),
             written: Some((status, Instant::now() - ago)),
         }
+    }
+
+    #[test]
+    fn a_run_starts_with_small_batches_and_doubles_up_to_the_batch_size() {
+        let mut sizes = BatchSizes::new(100_000);
+        let first: Vec<usize> = (0..6).map(|_| sizes.next()).collect();
+        assert_eq!(first, [12_500, 25_000, 50_000, 100_000, 100_000, 100_000]);
+        let mut small = BatchSizes::new(64);
+        assert_eq!([small.next(), small.next()], [64, 64]);
     }
 
     #[test]
