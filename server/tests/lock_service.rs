@@ -302,11 +302,12 @@ async fn metaparticle_clients_work_with_the_token_in_the_url() {
         request(&server, B, "PUT", &url("pod-b"), &[]).await.status,
         409
     );
-    // Someone elsewhere naming pod-a can neither renew nor release its hold.
+    // Someone elsewhere naming pod-a can neither renew nor release its hold: to them it
+    // holds nothing (404, as before the lock service had access control).
     let r = request(&server, B, "PUT", &url("pod-a"), &[]).await;
     assert_eq!(r.status, 409, "{r:?}");
     let r = request(&server, B, "DELETE", &url("pod-a"), &[]).await;
-    assert!(matches!(r.status, 403 | 409), "{r:?}");
+    assert_eq!(r.status, 404, "{r:?}");
     r.error();
     let r = request(&server, A, "GET", &url("pod-a"), &[]).await;
     assert_eq!(r.json()["holders"][0]["holder"], "pod-a", "{r:?}");
@@ -355,10 +356,12 @@ async fn each_acquisition_has_a_secret_that_guards_its_hold() {
     let r = request(&server, B, "PUT", "/locks/job", &[auth, holder]).await;
     assert_eq!(r.status, 409, "no secret, another address: {r:?}");
     let r = request(&server, A, "DELETE", "/locks/job", &[auth, holder, wrong]).await;
-    assert!(matches!(r.status, 403 | 409), "{r:?}");
+    assert_eq!(r.status, 404, "{r:?}");
     r.error();
+    assert_eq!(r.json()["field"], "secret", "{r:?}");
     let r = request(&server, B, "DELETE", "/locks/job", &[auth, holder]).await;
-    assert!(matches!(r.status, 403 | 409), "{r:?}");
+    assert_eq!(r.status, 404, "{r:?}");
+    r.error();
 
     // The holder with its secret, even from another address.
     let r = request(
@@ -375,7 +378,7 @@ async fn each_acquisition_has_a_secret_that_guards_its_hold() {
     let r = request(&server, A, "PUT", "/locks/job", &[auth, holder]).await;
     assert_eq!(r.status, 409, "{r:?}");
     let r = request(&server, A, "DELETE", "/locks/job", &[auth, holder]).await;
-    assert!(matches!(r.status, 403 | 409), "{r:?}");
+    assert_eq!(r.status, 404, "{r:?}");
     let r = request(
         &server,
         A,
@@ -491,4 +494,135 @@ async fn each_address_is_limited_in_requests_per_second() {
         404,
         "another address is still served"
     );
+}
+
+/// A proxy in front of the server that it was not told to trust (no `--trusted-proxy`).
+const PROXY: &str = "127.0.0.3";
+
+/// Behind a proxy the server does not trust, every client has the proxy's address, so the
+/// address proves no holder: someone else behind the same proxy, with the token and the
+/// holder's name from GET, neither releases nor renews a hold that was taken without its
+/// secret being used. Only the secret does.
+#[tokio::test]
+async fn an_untrusted_proxy_lends_its_clients_no_address() {
+    let server = start(&["--lock-token", TOKEN]).await;
+    let url = |holder: &str| format!("/locks/leader?holder={holder}&token={TOKEN}");
+    let pod_a = [("X-Forwarded-For", "10.1.0.1")];
+    let other = [("X-Forwarded-For", "10.1.0.2")];
+    let r = request(&server, PROXY, "PUT", &url("pod-a"), &pod_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    let r = request(&server, PROXY, "GET", &url("x"), &other).await;
+    assert_eq!(r.json()["holders"][0]["holder"], "pod-a", "{r:?}");
+
+    // The attack: release (or renew) pod-a's hold by its name, through the same proxy.
+    for (headers, what) in [
+        (&other[..], "X-Forwarded-For"),
+        (&[("Forwarded", "for=10.1.0.2")][..], "Forwarded"),
+        (&[("X-Real-IP", "10.1.0.2")][..], "X-Real-IP"),
+    ] {
+        let r = request(&server, PROXY, "DELETE", &url("pod-a"), headers).await;
+        assert_eq!(r.status, 404, "{what}: {r:?}");
+        assert!(r.error().contains("--trusted-proxy"), "{what}: {r:?}");
+        let r = request(&server, PROXY, "PUT", &url("pod-a"), headers).await;
+        assert_eq!(r.status, 409, "{what}: {r:?}");
+        assert!(r.error().contains("--trusted-proxy"), "{what}: {r:?}");
+    }
+    // Nor from the proxy's own address, unforwarded: the hold never had an address.
+    let r = request(&server, PROXY, "DELETE", &url("pod-a"), &[]).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = request(&server, PROXY, "GET", &url("x"), &[]).await;
+    assert_eq!(r.json()["holders"][0]["holder"], "pod-a", "{r:?}");
+
+    // pod-a itself, without the secret, proves no more than anyone behind the proxy; with
+    // it, it renews and releases.
+    let r = request(&server, PROXY, "PUT", &url("pod-a"), &pod_a).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let with_secret = format!("{}&secret={secret}", url("pod-a"));
+    let r = request(&server, PROXY, "PUT", &with_secret, &pod_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(&server, PROXY, "DELETE", &with_secret, &pod_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Behind a proxy named with `--trusted-proxy`, each client is the address it forwards: a
+/// Metaparticle client heartbeats and releases by its name, nobody else does. A forwarding
+/// header the server does not read (`Forwarded`) leaves the client unknown: no address.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_address() {
+    let server = start(&["--lock-token", TOKEN, "--trusted-proxy", PROXY]).await;
+    let url = |holder: &str| format!("/locks/leader?holder={holder}&token={TOKEN}");
+    let pod_a = [("X-Forwarded-For", "10.1.0.1")];
+    let other = [("X-Forwarded-For", "10.1.0.2")];
+    let r = request(&server, PROXY, "PUT", &url("pod-a"), &pod_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(&server, PROXY, "PUT", &url("pod-a"), &pod_a).await;
+    assert_eq!(r.status, 200, "heartbeat: {r:?}");
+    let r = request(&server, PROXY, "PUT", &url("pod-a"), &other).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let r = request(&server, PROXY, "DELETE", &url("pod-a"), &other).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    r.error();
+    let r = request(
+        &server,
+        PROXY,
+        "DELETE",
+        &url("pod-a"),
+        &[("Forwarded", "for=10.1.0.1")],
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(r.error().contains("--trusted-proxy"), "{r:?}");
+    let r = request(&server, PROXY, "DELETE", &url("pod-a"), &pod_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Requests without the right token are counted apart from those with it: one client
+/// without the token, behind the same address (an ingress, a NAT), cannot use up the rate
+/// of the clients that have it, whose heartbeats would then fail and their holds expire.
+#[tokio::test]
+async fn requests_without_the_token_do_not_use_up_the_rate_of_those_with_it() {
+    let server = start(&["--lock-token", TOKEN]).await;
+    let (k, v) = bearer();
+    let auth = (k, v.as_str());
+    let shared = "127.0.0.4";
+    let mut limited = None;
+    for _ in 0..200 {
+        let r = request(&server, shared, "GET", "/locks/free?token=guess", &[]).await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let r = limited.expect("200 requests with a wrong token were all served");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let r = request(&server, shared, "GET", "/locks/free", &[auth]).await;
+    assert_eq!(r.status, 404, "the token's holders are still served: {r:?}");
+    let r = request(&server, shared, "GET", "/locks/free?token=guess", &[]).await;
+    assert_eq!(r.status, 429, "guesses still wait: {r:?}");
+}
+
+/// A hold lasts at most an hour: a longer `?ttl=` is cut to 3600 seconds (Metaparticle
+/// clients heartbeat well within their TTL), so one client cannot keep locks from everyone
+/// for a day.
+#[tokio::test]
+async fn a_hold_lasts_at_most_an_hour() {
+    let server = start(&["--lock-token", TOKEN]).await;
+    let (k, v) = bearer();
+    let auth = (k, v.as_str());
+    let before = chrono::Utc::now();
+    let r = request(&server, A, "PUT", "/locks/day?holder=a&ttl=86400", &[auth]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(r.json()["holders"][0]["expires_at"].clone()).unwrap();
+    assert!(
+        expires <= chrono::Utc::now() + chrono::Duration::seconds(3600)
+            && expires >= before + chrono::Duration::seconds(3590),
+        "{r:?}"
+    );
+    assert_eq!(r.json()["ttl"], 3600, "the TTL granted: {r:?}");
+    let r = request(&server, A, "PUT", "/locks/day?holder=a&ttl=0", &[auth]).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(r.json()["field"], "ttl");
 }

@@ -2,12 +2,18 @@
 //! per server process. Every lock request can write to the store, so one client must not be
 //! able to flood it (or guess tokens at full speed); well-behaved clients send a heartbeat
 //! every few seconds per lock and never come near the limit.
+//!
+//! Requests with the service's token and requests without it (or with a wrong one) have a
+//! bucket each per address: many clients can share an address (an ingress, a NAT), and one
+//! of them without the token must not use up the requests of those with it, whose
+//! heartbeats would then fail and their holds end.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use idra_core::service::locks::client_source;
 use idra_core::service::Clock;
 
 /// Sustained requests per second from one address.
@@ -27,8 +33,15 @@ struct Bucket {
     at: Instant,
 }
 
+/// Whether a request carried the service's token (or the service asks for none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Standing {
+    Admitted,
+    Refused,
+}
+
 struct Buckets {
-    by_source: HashMap<Option<IpAddr>, Bucket>,
+    by_source: HashMap<(Option<IpAddr>, Standing), Bucket>,
     pruned: Instant,
 }
 
@@ -39,14 +52,10 @@ pub struct RateLimiter {
     clock: Clock,
 }
 
-/// Whom a request is counted against. An IPv6 client usually owns a whole /64 and can pick
-/// any address in it, so the /64 is the client. Requests whose address is unknown share
-/// one bucket.
+/// Whom a request is counted against: its address, or for IPv6 its /64 ([`client_source`]).
+/// Requests whose address is unknown share one bucket.
 fn source(ip: Option<IpAddr>) -> Option<IpAddr> {
-    ip.map(|ip| match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
-        v4 => v4,
-    })
+    ip.map(client_source)
 }
 
 impl RateLimiter {
@@ -72,9 +81,9 @@ impl RateLimiter {
         (bucket.tokens + elapsed * self.per_sec).min(self.burst)
     }
 
-    /// Counts a request from `ip`, or `Err(seconds to wait)` when its address has used up
-    /// its requests.
-    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+    /// Counts a request from `ip` with its `standing`, or `Err(seconds to wait)` when its
+    /// address has used up its requests of that standing.
+    pub fn admit(&self, ip: Option<IpAddr>, standing: Standing) -> Result<(), u64> {
         let now = (self.clock)();
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if b.by_source.len() > PRUNE_ABOVE && now.saturating_duration_since(b.pruned) >= PRUNE_EVERY
@@ -86,7 +95,7 @@ impl RateLimiter {
                 .filter(|(_, bucket)| self.refilled(*bucket, now) < self.burst)
                 .collect();
         }
-        let bucket = b.by_source.entry(source(ip)).or_insert(Bucket {
+        let bucket = b.by_source.entry((source(ip), standing)).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -109,6 +118,8 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    const OK: Standing = Standing::Admitted;
+
     fn limiter(per_sec: u32, burst: u32) -> (RateLimiter, Arc<Mutex<Instant>>) {
         let now = Arc::new(Mutex::new(Instant::now()));
         let clock = now.clone();
@@ -126,40 +137,58 @@ mod tests {
     fn a_burst_then_the_rate_and_the_wait_to_announce() {
         let (l, now) = limiter(2, 3);
         for _ in 0..3 {
-            l.admit(ip("10.0.0.1")).unwrap();
+            l.admit(ip("10.0.0.1"), OK).unwrap();
         }
-        assert_eq!(l.admit(ip("10.0.0.1")), Err(1));
-        assert!(l.admit(ip("10.0.0.2")).is_ok(), "other addresses go on");
+        assert_eq!(l.admit(ip("10.0.0.1"), OK), Err(1));
+        assert!(l.admit(ip("10.0.0.2"), OK).is_ok(), "other addresses go on");
         *now.lock().unwrap() += Duration::from_millis(500);
-        assert!(l.admit(ip("10.0.0.1")).is_ok(), "half a second refills one");
-        assert!(l.admit(ip("10.0.0.1")).is_err());
+        assert!(
+            l.admit(ip("10.0.0.1"), OK).is_ok(),
+            "half a second refills one"
+        );
+        assert!(l.admit(ip("10.0.0.1"), OK).is_err());
         *now.lock().unwrap() += Duration::from_secs(60);
         for _ in 0..3 {
-            l.admit(ip("10.0.0.1")).unwrap();
+            l.admit(ip("10.0.0.1"), OK).unwrap();
         }
         assert!(
-            l.admit(ip("10.0.0.1")).is_err(),
+            l.admit(ip("10.0.0.1"), OK).is_err(),
             "never more than the burst"
         );
 
         let (slow, _) = limiter(1, 1);
-        slow.admit(None).unwrap();
+        slow.admit(None, OK).unwrap();
         assert_eq!(
-            slow.admit(None),
+            slow.admit(None, OK),
             Err(1),
             "unknown addresses share one bucket"
         );
     }
 
+    /// Requests without the token have their own bucket: they use up none of the requests
+    /// of clients with the token at the same address, and the reverse.
+    #[test]
+    fn requests_without_the_token_are_counted_apart() {
+        let (l, _) = limiter(1, 2);
+        let a = ip("10.0.0.1");
+        l.admit(a, Standing::Refused).unwrap();
+        l.admit(a, Standing::Refused).unwrap();
+        assert_eq!(l.admit(a, Standing::Refused), Err(1));
+        l.admit(a, OK).unwrap();
+        l.admit(a, OK).unwrap();
+        assert_eq!(l.admit(a, OK), Err(1));
+        assert_eq!(l.admit(a, Standing::Refused), Err(1));
+    }
+
     #[test]
     fn an_ipv6_client_is_its_slash_64() {
         let (l, _) = limiter(1, 1);
-        l.admit(ip("2001:db8:1:2::1")).unwrap();
-        assert!(l.admit(ip("2001:db8:1:2:ffff::9")).is_err());
-        assert!(l.admit(ip("2001:db8:1:3::1")).is_ok());
-        l.admit(ip("192.0.2.1")).unwrap();
+        l.admit(ip("2001:db8:1:2::1"), OK).unwrap();
+        assert!(l.admit(ip("2001:db8:1:2:ffff::9"), OK).is_err());
+        assert!(l.admit(ip("2001:db8:1:3::1"), OK).is_ok());
+        l.admit(ip("192.0.2.1"), OK).unwrap();
         assert!(
-            l.admit(ip("::ffff:192.0.2.1")).is_err(),
+            l.admit(ip("::ffff:192.0.2.1"), OK).is_err(),
             "IPv4 on a dual-stack socket"
         );
     }
@@ -168,10 +197,10 @@ mod tests {
     fn idle_addresses_are_forgotten_when_many() {
         let (l, now) = limiter(10, 10);
         for i in 0..=PRUNE_ABOVE as u32 {
-            l.admit(Some(IpAddr::from(i.to_be_bytes()))).unwrap();
+            l.admit(Some(IpAddr::from(i.to_be_bytes())), OK).unwrap();
         }
         *now.lock().unwrap() += Duration::from_secs(2);
-        l.admit(ip("10.9.9.9")).unwrap();
+        l.admit(ip("10.9.9.9"), OK).unwrap();
         assert_eq!(l.buckets.lock().unwrap().by_source.len(), 1);
     }
 }
