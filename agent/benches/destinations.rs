@@ -213,6 +213,7 @@ async fn main() {
     }
 
     let dir = tempfile::tempdir().unwrap();
+    idra_agent::connectors::sqlite::set_dir(&std::env::temp_dir()).unwrap();
     let lite = format!("sqlite://{}", dir.path().join("bench.db").display());
     if run(
         "sqlite",

@@ -63,9 +63,30 @@ struct Cli {
         default_value = "/idra/"
     )]
     store_prefix: String,
+    /// The directory SQLite data sources' files must be under (after resolving symlinks;
+    /// `..` is refused); a relative path in a connection string is taken from it.
+    /// `--sqlite-dir /` allows any file the agent can open. [default: --data-dir; with
+    /// --config, the current directory]
+    #[arg(global = true, long, env = "IDRA_SQLITE_DIR")]
+    sqlite_dir: Option<PathBuf>,
     /// Lease TTL in seconds: how long after a crash the agent is considered gone.
     #[arg(global = true, long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     lease_ttl: i64,
+}
+
+impl Cli {
+    /// `--sqlite-dir`, or its default. With `--config` the file's author (whoever runs the
+    /// agent) names the files, and relative paths keep meaning the current directory;
+    /// otherwise data sources come from the store, where any editor can save one, so files
+    /// stay under the data dir (on a cluster agent that has none, SQLite is refused until
+    /// an admin names a directory).
+    fn sqlite_dir(&self) -> PathBuf {
+        match (&self.sqlite_dir, &self.config) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(_)) => PathBuf::from("."),
+            (None, None) => self.data_dir.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +133,9 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = idra_agent::connectors::sqlite::set_dir(&cli.sqlite_dir()) {
+        return fail(e);
+    }
 
     if let Some(path) = &cli.config {
         let text = match std::fs::read_to_string(path) {
@@ -230,5 +254,27 @@ mod tests {
         .unwrap();
         assert_eq!(cli.etcd.len(), 2);
         assert!(matches!(cli.command, Some(Command::Import { .. })));
+    }
+
+    #[test]
+    fn sqlite_files_default_to_the_data_dir_or_with_config_the_current_dir() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["idra-agent"].iter().chain(args))
+                .unwrap()
+                .sqlite_dir()
+        };
+        assert_eq!(
+            parse(&["--data-dir", "/srv/idra"]),
+            PathBuf::from("/srv/idra")
+        );
+        assert_eq!(parse(&["--config", "syncs.json"]), PathBuf::from("."));
+        assert_eq!(
+            parse(&["--config", "syncs.json", "--sqlite-dir", "/srv/lite"]),
+            PathBuf::from("/srv/lite")
+        );
+        assert_eq!(
+            parse(&["--etcd", "http://h:2379", "--sqlite-dir", "/"]),
+            PathBuf::from("/")
+        );
     }
 }

@@ -266,8 +266,16 @@ fn agent_binary() -> &'static Path {
     })
 }
 
-fn start_agent(config: &Path, state: &Path, abort_after: Option<u64>) -> Child {
+/// The agent, keeping SQLite files where `Db::sqlite()` makes them.
+fn agent() -> Command {
     let mut c = Command::new(agent_binary());
+    let (name, dir) = sqlite_dir_env();
+    c.env(name, dir);
+    c
+}
+
+fn start_agent(config: &Path, state: &Path, abort_after: Option<u64>) -> Child {
+    let mut c = agent();
     c.arg("--config")
         .arg(config)
         .arg("--state-dir")
@@ -353,7 +361,7 @@ async fn inject_faults(
 /// `--once` until it succeeds: every sync catches up with the (now quiet) sources.
 fn catch_up(config_path: &Path, state: &Path) {
     for attempt in 1..=5 {
-        let status = Command::new(agent_binary())
+        let status = agent()
             .arg("--config")
             .arg(config_path)
             .arg("--state-dir")

@@ -505,8 +505,10 @@ async fn single_mode_idle_runs_leave_the_state_file_alone() {
     });
     std::fs::write(&config, text.to_string()).unwrap();
     let state = dir.path().join("state");
+    let (name, sqlite_dir) = sqlite_dir_env();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_idra-agent"))
         .env("RUST_LOG", "warn")
+        .env(name, sqlite_dir)
         .args([
             "--config",
             config.to_str().unwrap(),

@@ -9,7 +9,8 @@ use support::*;
 
 fn agent() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_idra-agent"));
-    c.env("RUST_LOG", "warn");
+    let (name, dir) = sqlite_dir_env();
+    c.env("RUST_LOG", "warn").env(name, dir);
     c
 }
 

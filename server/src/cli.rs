@@ -16,6 +16,13 @@ pub struct Cli {
     #[arg(long, env = "IDRA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// The directory SQLite data sources' files must be under (after resolving symlinks;
+    /// `..` is refused); a relative path in a connection string is taken from it. An admin
+    /// widens it by naming a parent directory (`--sqlite-dir /` allows any file the server
+    /// can open). [default: --data-dir]
+    #[arg(long, env = "IDRA_SQLITE_DIR")]
+    pub sqlite_dir: Option<PathBuf>,
+
     /// etcd endpoints, comma-separated (cluster mode), e.g. http://10.0.0.1:2379,http://10.0.0.2:2379
     #[arg(long, env = "IDRA_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
@@ -94,4 +101,26 @@ pub struct Cli {
     /// Agent lease TTL in seconds.
     #[arg(long, env = "IDRA_LEASE_TTL", default_value_t = 3)]
     pub lease_ttl: i64,
+}
+
+impl Cli {
+    /// `--sqlite-dir`, or its default, the data dir: data sources come from the store, where
+    /// any editor can save one, so their files stay where Idra keeps its own data unless an
+    /// admin names another directory.
+    pub fn sqlite_dir(&self) -> &std::path::Path {
+        self.sqlite_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_files_default_to_the_data_dir() {
+        let cli = Cli::try_parse_from(["idra-server", "--data-dir", "/srv/idra"]).unwrap();
+        assert_eq!(cli.sqlite_dir(), std::path::Path::new("/srv/idra"));
+        let cli = Cli::try_parse_from(["idra-server", "--sqlite-dir", "/"]).unwrap();
+        assert_eq!(cli.sqlite_dir(), std::path::Path::new("/"));
+    }
 }

@@ -49,6 +49,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         );
     }
 
+    // Before any connector can be opened (the agent, "Test connection").
+    let sqlite_dir = cli.sqlite_dir();
+    idra_agent::connectors::sqlite::set_dir(sqlite_dir)?;
+
     let cluster = !cli.etcd.is_empty();
     let etcd = cluster.then(|| EtcdOptions {
         endpoints: cli.etcd.clone(),
@@ -64,6 +68,14 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let cipher =
         Cipher::load((!cluster).then_some(cli.data_dir.as_path())).map_err(|e| e.to_string())?;
     let keys = Keys::new(&cli.store_prefix);
+    tracing::info!(
+        "SQLite data sources: files under {} (--sqlite-dir)",
+        sqlite_dir
+            .canonicalize()
+            .as_deref()
+            .unwrap_or(sqlite_dir)
+            .display()
+    );
     let services = Services::new(store.clone(), keys.clone(), cipher)
         .with_probe(Arc::new(idra_agent::probe::ConnectorProbe));
 

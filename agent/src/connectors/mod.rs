@@ -253,6 +253,43 @@ mod tests {
         }
     }
 
+    /// Every connector's options are names it knows: anything else is refused, naming the
+    /// option, before anything is opened. (Postgres takes session settings by name: see
+    /// postgres/config.rs.)
+    #[tokio::test]
+    async fn every_connector_refuses_an_unknown_option_by_name() {
+        for (kind, connection_string) in [
+            (ConnectorKind::Mysql, "mysql://root@127.0.0.1:3306/test"),
+            (ConnectorKind::Sqlite, "sqlite://shop.db"),
+            (ConnectorKind::S3, "s3://bucket/prefix"),
+            (ConnectorKind::Http, "https://api.example.com/v1"),
+            (
+                ConnectorKind::SqlServer,
+                "server=tcp:127.0.0.1,1433;user=sa;database=app",
+            ),
+            (ConnectorKind::MongoDb, "mongodb://127.0.0.1:27017/shop"),
+            (ConnectorKind::Kafka, "127.0.0.1:9092"),
+            (ConnectorKind::RabbitMq, "amqp://guest@127.0.0.1:5672/%2f"),
+        ] {
+            let spec = ConnectionSpec {
+                kind,
+                connection_string: connection_string.into(),
+                options: BTreeMap::from([("no_such_option".to_string(), "1".to_string())]),
+                secrets: BTreeMap::new(),
+            };
+            for (side, refused) in [
+                ("source", open_source(&spec).err()),
+                ("destination", open_destination(&spec).err()),
+            ] {
+                let e = refused.unwrap_or_else(|| panic!("{kind:?} {side}: accepted"));
+                assert!(
+                    e.message.starts_with("options") && e.message.contains("no_such_option"),
+                    "{kind:?} {side}: {e}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_kind_has_a_source_and_a_destination() {
         let entries = registry();

@@ -15,6 +15,7 @@ pub fn error(name: &str, msg: impl std::fmt::Display) -> ConnectorError {
 pub fn only_known(spec: &ConnectionSpec, known: &[&str], what: &str) -> Result<(), ConnectorError> {
     match spec.options.keys().find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
+        Some(name) if known.is_empty() => Err(error(name, format!("is not {what}"))),
         Some(name) => Err(error(
             name,
             format!("is not {what}; known: {}", known.join(", ")),

@@ -25,6 +25,11 @@ pub fn mysql_url() -> String {
     std::env::var("IDRA_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
+/// `IDRA_SQLITE_DIR` for an agent a test starts: the directory `Db::sqlite()` files are in.
+pub fn sqlite_dir_env() -> (&'static str, std::path::PathBuf) {
+    ("IDRA_SQLITE_DIR", std::env::temp_dir())
+}
+
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}",
@@ -56,6 +61,9 @@ impl Db {
         }
     }
     pub fn sqlite() -> Self {
+        // The files live in temporary directories: this process keeps SQLite files there,
+        // and so do the agents tests start (`sqlite_dir_env`).
+        idra_agent::connectors::sqlite::set_dir(&std::env::temp_dir()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         Self {

@@ -165,7 +165,8 @@ impl ConnectorKind {
     }
 }
 
-/// Idra's own Kafka options; every other Kafka option is a librdkafka property.
+/// Idra's own Kafka options; every other Kafka option is a librdkafka property (the agent
+/// passes on only those on its allow-list, agent/src/connectors/kafka/config.rs).
 pub const KAFKA_OWN_OPTIONS: &[&str] = &[
     "partitions",
     "schema",

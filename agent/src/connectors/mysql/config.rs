@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 /// Which data source fields are secret for MySQL/MariaDB.
 pub const SECRET_FIELDS: &[&str] = &["password"];
@@ -23,11 +23,11 @@ impl MysqlConfig {
         if let Some(password) = spec.secret("password") {
             options = options.password(password);
         }
-        if let Some(k) = spec.options.keys().next() {
-            return Err(ConnectorError::fatal(format!(
-                "options: MySQL data sources take no options (found `{k}`); put settings in the connection string, e.g. ?ssl-mode=REQUIRED"
-            )));
-        }
+        options::only_known(
+            spec,
+            &[],
+            "an option MySQL data sources take (they take none: settings go in the connection string, e.g. ?ssl-mode=REQUIRED)",
+        )?;
         // Sessions in UTC, so DATETIME values are read and compared as UTC.
         options = options.timezone(Some("+00:00".to_string()));
         let display = format!(

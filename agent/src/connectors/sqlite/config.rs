@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::str::FromStr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -13,30 +14,87 @@ use crate::connectors::{ConnectionSpec, ConnectorError};
 /// SQLite files have no credentials.
 pub const SECRET_FIELDS: &[&str] = &[];
 
+/// The directory every SQLite data source's file must be under, set once at start from
+/// `--sqlite-dir` (a process-wide setting: connectors are opened by the engine and by the
+/// server's "Test connection", and neither carries process settings to them). Unset, every
+/// SQLite file is refused.
+static SQLITE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Confines this process's SQLite data sources to `dir` (made absolute against the current
+/// directory; it need not exist yet). Once per process: setting another directory later is
+/// an error, setting the same one again is not.
+pub fn set_dir(dir: &Path) -> Result<(), String> {
+    let dir =
+        std::path::absolute(dir).map_err(|e| format!("--sqlite-dir {}: {e}", dir.display()))?;
+    let set = SQLITE_DIR.get_or_init(|| dir.clone());
+    if *set == dir {
+        Ok(())
+    } else {
+        Err(format!(
+            "--sqlite-dir {}: this process already keeps SQLite files under {}",
+            dir.display(),
+            set.display()
+        ))
+    }
+}
+
+/// The directory set by [`set_dir`], if any.
+pub fn dir() -> Option<&'static Path> {
+    SQLITE_DIR.get().map(PathBuf::as_path)
+}
+
+/// Files Idra itself keeps in its data dir (the embedded store's `LOCK`, `snapshot.json`,
+/// `wal.jsonl`; the secret key) and state dir (`state.json`): never a data source's file,
+/// even when the SQLite directory holds them (it is the data dir by default). A test keeps
+/// this list in step with what a data dir really holds.
+pub const IDRA_FILES: &[&str] = &[
+    "LOCK",
+    "snapshot.json",
+    "snapshot.json.tmp",
+    "wal.jsonl",
+    "secret.key",
+    "state.json",
+    "state.json.tmp",
+];
+
 pub struct SqliteConfig {
     pub options: SqliteConnectOptions,
     pub display: String,
 }
 
 impl SqliteConfig {
-    /// `sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare file path. A destination
-    /// file is created when missing; a source file must exist.
+    /// `sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare file path, under this
+    /// process's SQLite directory (see [`set_dir`]); a relative path is taken from that
+    /// directory. A destination file is created when missing; a source file must exist.
     pub fn from_spec(spec: &ConnectionSpec, create: bool) -> Result<Self, ConnectorError> {
+        Self::from_spec_in(spec, create, dir())
+    }
+
+    /// [`Self::from_spec`] with the SQLite directory given (`None`: refuse every file).
+    pub fn from_spec_in(
+        spec: &ConnectionSpec,
+        create: bool,
+        sqlite_dir: Option<&Path>,
+    ) -> Result<Self, ConnectorError> {
         // Options first: a refused option must stop us before anything touches the file.
         let pragmas = SqliteOptions::parse(&spec.options)?;
-        let cs = spec.connection_string.trim();
-        let url = if cs.starts_with("sqlite:") {
-            cs.to_string()
-        } else {
-            format!("sqlite://{cs}")
-        };
-        let options = SqliteConnectOptions::from_str(&url)
-            .map_err(|e| ConnectorError::fatal(format!("connection_string: not a SQLite path ({e}); expected sqlite:///path/to/file.db")))?
+        let location = Location::parse(&spec.connection_string)?;
+        let root = sqlite_dir.ok_or_else(|| {
+            ConnectorError::fatal(
+                "connection_string: this Idra process accepts no SQLite files; start it with --sqlite-dir <the directory that holds them>",
+            )
+        })?;
+        let file = confine(&location.path, root)?;
+        let options = SqliteConnectOptions::new()
+            .filename(&file)
+            .read_only(location.read_only)
+            .immutable(location.immutable)
+            .shared_cache(location.shared_cache)
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10));
         let options = pragmas.apply(options);
-        let display = format!("SQLite file {}", options.get_filename().display());
+        let display = format!("SQLite file {}", file.display());
         Ok(Self { options, display })
     }
 
@@ -47,6 +105,182 @@ impl SqliteConfig {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(self.options.clone())
     }
+}
+
+/// A connection string, read the way sqlx reads one (`sqlite://` or `sqlite:`, a
+/// percent-encoded path, `?` parameters) but keeping only what cannot leave the file: a
+/// path, and the `mode` (`ro`, `rw`, `rwc`), `immutable` and `cache` parameters. sqlx would
+/// also take `:memory:`, `mode=memory` and `vfs=`, and hands SQLite the name with
+/// `SQLITE_OPEN_URI`, so a name starting with `file:` would be a URI with its own path and
+/// parameters; those are refused.
+struct Location {
+    path: PathBuf,
+    read_only: bool,
+    immutable: bool,
+    shared_cache: bool,
+}
+
+impl Location {
+    fn parse(connection_string: &str) -> Result<Self, ConnectorError> {
+        let cs = connection_string.trim();
+        let rest = cs
+            .strip_prefix("sqlite://")
+            .or_else(|| cs.strip_prefix("sqlite:"))
+            .unwrap_or(cs);
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let bad = |what: &str| {
+            ConnectorError::fatal(format!(
+                "connection_string: {what}; give the path of a database file, e.g. sqlite://shop.db (under the SQLite directory) or sqlite:///path/to/file.db"
+            ))
+        };
+        let path = percent_decode(database).ok_or_else(|| bad("not a path (bad %-escape)"))?;
+        if path.is_empty() {
+            return Err(bad("no file named"));
+        }
+        if path == ":memory:" {
+            return Err(bad("in-memory databases are not data sources"));
+        }
+        if path
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+        {
+            return Err(bad("`file:` URIs are not accepted"));
+        }
+        if path.contains('\0') {
+            return Err(bad("the path holds a NUL character"));
+        }
+        let mut location = Self {
+            path: PathBuf::from(path),
+            read_only: false,
+            immutable: false,
+            shared_cache: false,
+        };
+        for (key, value) in url::form_urlencoded::parse(params.as_bytes()) {
+            match (&*key, &*value) {
+                ("mode", "ro") => location.read_only = true,
+                // Whether a missing file is created is the connector's choice (destinations).
+                ("mode", "rw" | "rwc") => {}
+                ("immutable", "true" | "1") => location.immutable = true,
+                ("immutable", "false" | "0") => location.immutable = false,
+                ("cache", "shared") => location.shared_cache = true,
+                ("cache", "private") => location.shared_cache = false,
+                ("mode", _) => return Err(bad("`mode` may be ro, rw or rwc")),
+                _ => {
+                    return Err(bad(&format!(
+                        "the parameter `{key}` is not accepted (allowed: mode=ro|rw|rwc, immutable=1, cache=shared|private)"
+                    )))
+                }
+            }
+        }
+        Ok(location)
+    }
+}
+
+/// `%XX` escapes decoded, as sqlx does for the database part; `None` if not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h)? * 16 + hex(l)?) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The file `path` names, if it is under `root`: the canonical path SQLite is given.
+/// Relative paths are taken from `root`; `..` is refused outright; the parent directory is
+/// resolved (symlinks included) and must be inside `root`, and so must the file itself
+/// when it exists (a symlink to elsewhere, or to nothing, is refused: SQLite would follow
+/// it, and create its target). Idra's own files are refused. What stays open: a hard link
+/// to a file elsewhere looks like any file, and someone who can change the directory while
+/// this runs could swap a symlink in; both need write access to the directory on the host.
+pub fn confine(path: &Path, root: &Path) -> Result<PathBuf, ConnectorError> {
+    let fix = |root: &Path| {
+        format!(
+            "put the file under {} or start Idra with --sqlite-dir <a directory that holds it>",
+            root.display()
+        )
+    };
+    let canonical_root = root.canonicalize().map_err(|e| {
+        ConnectorError::fatal(format!(
+            "connection_string: the SQLite directory {} cannot be used ({e}); create it, or start Idra with --sqlite-dir <the directory that holds the files>",
+            root.display()
+        ))
+    })?;
+    let outside = |shown: &Path| {
+        ConnectorError::fatal(format!(
+            "connection_string: {} is outside the SQLite directory: {}",
+            shown.display(),
+            fix(&canonical_root)
+        ))
+    };
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(ConnectorError::fatal(format!(
+            "connection_string: {} climbs with `..`; name the file without it: {}",
+            path.display(),
+            fix(&canonical_root)
+        )));
+    }
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        canonical_root.join(path)
+    };
+    // Nothing outside is looked at, so refusals say nothing about other parts of the host.
+    if !absolute.starts_with(root) && !absolute.starts_with(&canonical_root) {
+        return Err(outside(&absolute));
+    }
+    let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        return Err(ConnectorError::fatal(format!(
+            "connection_string: {} names no file; give the path of a database file under {}",
+            absolute.display(),
+            canonical_root.display()
+        )));
+    };
+    let parent = parent.canonicalize().map_err(|e| {
+        ConnectorError::fatal(format!(
+            "connection_string: the folder of {} cannot be used ({e}); create it under {}",
+            absolute.display(),
+            canonical_root.display()
+        ))
+    })?;
+    if !parent.starts_with(&canonical_root) {
+        return Err(outside(&absolute));
+    }
+    let mut file = parent.join(name);
+    if let Ok(meta) = std::fs::symlink_metadata(&file) {
+        if meta.file_type().is_symlink() {
+            file = file.canonicalize().map_err(|_| outside(&absolute))?;
+            if !file.starts_with(&canonical_root) {
+                return Err(outside(&absolute));
+            }
+        }
+        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            return Err(ConnectorError::fatal(format!(
+                "connection_string: {} is not a file",
+                absolute.display()
+            )));
+        }
+    }
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if IDRA_FILES.contains(&name) {
+        return Err(ConnectorError::fatal(format!(
+            "connection_string: {} is one of Idra's own files ({}); give another file name",
+            absolute.display(),
+            IDRA_FILES.join(", ")
+        )));
+    }
+    Ok(file)
 }
 
 /// The pragmas a SQLite data source may set through its options, and what each accepts.

@@ -7,6 +7,6 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SqliteConfig, SECRET_FIELDS};
+pub use config::{confine, dir, set_dir, SqliteConfig, IDRA_FILES, SECRET_FIELDS};
 pub use destination::SqliteDestination;
 pub use source::SqliteSource;

@@ -2,7 +2,7 @@ use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use crate::connectors::{ConnectionSpec, ConnectorError};
+use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
 pub const SECRET_FIELDS: &[&str] = &["password"];
 
@@ -41,11 +41,11 @@ impl SqlServerConfig {
                 "connection_string: remove the password from it and type it in the data source's Password",
             ));
         }
-        if !spec.options.is_empty() {
-            return Err(ConnectorError::fatal(
-                "options: SQL Server settings go in the connection string (e.g. ;ApplicationIntent=ReadOnly)",
-            ));
-        }
+        options::only_known(
+            spec,
+            &[],
+            "an option SQL Server data sources take (they take none: settings go in the connection string, e.g. ;ApplicationIntent=ReadOnly)",
+        )?;
         let mut config = Config::from_ado_string(cs).map_err(|e| {
             ConnectorError::fatal(format!(
                 "connection_string: {e}; expected e.g. server=tcp:host,1433;user=sa;database=app"
