@@ -3,7 +3,11 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryArray,
+    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
+};
 
 use crate::connectors::types::{Column, ColumnType};
 use crate::connectors::values::{BatchBuilder, ColumnBuilder, Value};
@@ -147,34 +151,44 @@ pub fn encode_numeric(v: i128, scale: i8, out: &mut Vec<u8>) {
     // Scaling by 10^pad makes the fractional digits fill whole groups; done on the first
     // group alone, so a 38-digit value cannot overflow.
     let pad = (4 - scale % 4) % 4;
-    let mut rest = v.unsigned_abs();
+    let rest = v.unsigned_abs();
     let first_base = 10u128.pow(4 - pad);
-    let mut groups: Vec<u16> = Vec::with_capacity(10);
-    groups.push(((rest % first_base) * 10u128.pow(pad)) as u16);
-    rest /= first_base;
-    while rest > 0 {
-        groups.push((rest % 10_000) as u16);
+    // At most 11 groups of 4 digits for 39 digits; on the stack, least significant first.
+    let mut groups = [0u16; 12];
+    groups[0] = ((rest % first_base) * 10u128.pow(pad)) as u16;
+    let mut len = 1;
+    let mut rest = rest / first_base;
+    // Most values fit 64 bits, whose division is far cheaper than 128-bit division.
+    while rest > u64::MAX as u128 {
+        groups[len] = (rest % 10_000) as u16;
         rest /= 10_000;
+        len += 1;
     }
-    // `groups` is least significant first; the fraction is its first (scale + pad) / 4.
+    let mut small = rest as u64;
+    while small > 0 {
+        groups[len] = (small % 10_000) as u16;
+        small /= 10_000;
+        len += 1;
+    }
+    // The fraction is the first (scale + pad) / 4 groups.
     let frac_groups = ((scale + pad) / 4) as i32;
-    let trailing_zeros = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..trailing_zeros);
-    let weight = if groups.is_empty() {
+    let trailing_zeros = groups[..len].iter().take_while(|g| **g == 0).count();
+    let digits = &groups[trailing_zeros..len];
+    let weight = if digits.is_empty() {
         0
     } else {
-        (groups.len() + trailing_zeros) as i32 - frac_groups - 1
+        len as i32 - frac_groups - 1
     };
-    let sign = if v < 0 && !groups.is_empty() {
+    let sign = if v < 0 && !digits.is_empty() {
         NUMERIC_NEG
     } else {
         NUMERIC_POS
     };
-    out.extend_from_slice(&(groups.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(digits.len() as u16).to_be_bytes());
     out.extend_from_slice(&(weight as i16).to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&(scale as u16).to_be_bytes());
-    for g in groups.iter().rev() {
+    for g in digits.iter().rev() {
         out.extend_from_slice(&g.to_be_bytes());
     }
 }
@@ -189,19 +203,24 @@ pub fn encode_rows(
     rows: std::ops::Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), ConnectorError> {
-    let arrays: Vec<&ArrayRef> = batch.columns().iter().collect();
+    // Each column is downcast once here, not once per value.
+    let encoders: Vec<(Encoder, Option<&_>)> = columns
+        .iter()
+        .zip(batch.columns())
+        .map(|(col, array)| (Encoder::new(col, array), array.nulls()))
+        .collect();
     let ncols = columns.len() as i16;
     for row in rows {
         out.extend_from_slice(&ncols.to_be_bytes());
-        for (col, array) in columns.iter().zip(&arrays) {
-            if array.is_null(row) {
+        for (encoder, nulls) in &encoders {
+            if nulls.is_some_and(|n| n.is_null(row)) {
                 out.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
             }
             // The value goes straight after a length placeholder, filled in once known.
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            encode_value(col, array, row, out)?;
+            encoder.encode(row, out);
             let len = (out.len() - at - 4) as i32;
             out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         }
@@ -209,54 +228,68 @@ pub fn encode_rows(
     Ok(())
 }
 
-fn encode_value(
-    col: &Column,
-    a: &ArrayRef,
-    row: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), ConnectorError> {
-    match col.ty {
-        ColumnType::Int16 => {
-            out.extend_from_slice(&a.as_primitive::<Int16Type>().value(row).to_be_bytes())
+/// One column of a batch as its concrete Arrow array, ready to encode values from.
+enum Encoder<'a> {
+    Int16(&'a Int16Array),
+    Int32(&'a Int32Array),
+    Int64(&'a Int64Array),
+    Float32(&'a Float32Array),
+    Float64(&'a Float64Array),
+    Bool(&'a BooleanArray),
+    /// Destination json columns are jsonb: version byte, then the text.
+    Json(&'a StringArray),
+    Text(&'a StringArray),
+    Bytes(&'a BinaryArray),
+    Date(&'a Date32Array),
+    Time(&'a Time64MicrosecondArray),
+    Timestamp(&'a TimestampMicrosecondArray),
+    Decimal(&'a Decimal128Array, i8),
+    Uuid(&'a FixedSizeBinaryArray),
+}
+
+impl<'a> Encoder<'a> {
+    fn new(col: &Column, a: &'a ArrayRef) -> Self {
+        match col.ty {
+            ColumnType::Int16 => Self::Int16(a.as_primitive()),
+            ColumnType::Int32 => Self::Int32(a.as_primitive()),
+            ColumnType::Int64 => Self::Int64(a.as_primitive()),
+            ColumnType::Float32 => Self::Float32(a.as_primitive()),
+            ColumnType::Float64 => Self::Float64(a.as_primitive()),
+            ColumnType::Bool => Self::Bool(a.as_boolean()),
+            ColumnType::Json => Self::Json(a.as_string()),
+            ColumnType::Text => Self::Text(a.as_string()),
+            ColumnType::Bytes => Self::Bytes(a.as_binary()),
+            ColumnType::Date => Self::Date(a.as_primitive()),
+            ColumnType::Time => Self::Time(a.as_primitive()),
+            ColumnType::Timestamp | ColumnType::TimestampTz => Self::Timestamp(a.as_primitive()),
+            ColumnType::Decimal { scale, .. } => Self::Decimal(a.as_primitive(), scale),
+            ColumnType::Uuid => Self::Uuid(a.as_fixed_size_binary()),
         }
-        ColumnType::Int32 => {
-            out.extend_from_slice(&a.as_primitive::<Int32Type>().value(row).to_be_bytes())
-        }
-        ColumnType::Int64 => {
-            out.extend_from_slice(&a.as_primitive::<Int64Type>().value(row).to_be_bytes())
-        }
-        ColumnType::Float32 => {
-            out.extend_from_slice(&a.as_primitive::<Float32Type>().value(row).to_be_bytes())
-        }
-        ColumnType::Float64 => {
-            out.extend_from_slice(&a.as_primitive::<Float64Type>().value(row).to_be_bytes())
-        }
-        ColumnType::Bool => out.push(a.as_boolean().value(row) as u8),
-        // Destination json columns are jsonb: version byte, then the text.
-        ColumnType::Json => {
-            out.push(1);
-            out.extend_from_slice(a.as_string::<i32>().value(row).as_bytes())
-        }
-        ColumnType::Text => out.extend_from_slice(a.as_string::<i32>().value(row).as_bytes()),
-        ColumnType::Bytes => out.extend_from_slice(a.as_binary::<i32>().value(row)),
-        ColumnType::Date => out.extend_from_slice(
-            &(a.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS).to_be_bytes(),
-        ),
-        ColumnType::Time => out.extend_from_slice(
-            &a.as_primitive::<Time64MicrosecondType>()
-                .value(row)
-                .to_be_bytes(),
-        ),
-        ColumnType::Timestamp | ColumnType::TimestampTz => out.extend_from_slice(
-            &(a.as_primitive::<TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS)
-                .to_be_bytes(),
-        ),
-        ColumnType::Decimal { scale, .. } => {
-            encode_numeric(a.as_primitive::<Decimal128Type>().value(row), scale, out)
-        }
-        ColumnType::Uuid => out.extend_from_slice(a.as_fixed_size_binary().value(row)),
     }
-    Ok(())
+
+    fn encode(&self, row: usize, out: &mut Vec<u8>) {
+        match self {
+            Self::Int16(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Int32(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Int64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Float32(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Float64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Bool(a) => out.push(a.value(row) as u8),
+            Self::Json(a) => {
+                out.push(1);
+                out.extend_from_slice(a.value(row).as_bytes())
+            }
+            Self::Text(a) => out.extend_from_slice(a.value(row).as_bytes()),
+            Self::Bytes(a) => out.extend_from_slice(a.value(row)),
+            Self::Date(a) => out.extend_from_slice(&(a.value(row) - PG_EPOCH_DAYS).to_be_bytes()),
+            Self::Time(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+            Self::Timestamp(a) => {
+                out.extend_from_slice(&(a.value(row) - PG_EPOCH_MICROS).to_be_bytes())
+            }
+            Self::Decimal(a, scale) => encode_numeric(a.value(row), *scale, out),
+            Self::Uuid(a) => out.extend_from_slice(a.value(row)),
+        }
+    }
 }
 
 /// Reads the output of `COPY (…) TO STDOUT (FORMAT binary)` into a batch, from chunks
