@@ -29,15 +29,9 @@ impl PostgresConfig {
         options = options
             .application_name("idra")
             .options([("timezone", "UTC")]);
+        refuse_startup_options_in_url(&spec.connection_string)?;
         for (k, v) in &spec.options {
-            if !k
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            {
-                return Err(ConnectorError::fatal(format!(
-                    "options: `{k}` is not a Postgres setting name"
-                )));
-            }
+            check_setting(k, v)?;
             options = options.options([(k.as_str(), v.as_str())]);
         }
         let display = format!(
@@ -54,5 +48,51 @@ impl PostgresConfig {
             .max_connections(connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(self.options.clone())
+    }
+}
+
+/// Settings that load code into the database server (when Idra's role may set them).
+const CODE_LOADING_SETTINGS: &[&str] = &[
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "shared_preload_libraries",
+    "dynamic_library_path",
+];
+
+/// A data source option becomes `-c name=value` in the startup packet, which Postgres
+/// splits at spaces: a value with a space (or a backslash, its escape) could add settings
+/// the name check never saw, so both are refused, as are settings that load code.
+fn check_setting(name: &str, value: &str) -> Result<(), ConnectorError> {
+    let field = |why: String| ConnectorError::fatal(format!("options.{name}: {why}"));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return Err(field("is not a Postgres setting name".into()));
+    }
+    if CODE_LOADING_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(field(
+            "loads code into the database server; Idra does not set it".into(),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c == '\\') {
+        return Err(field(format!(
+            "`{value}` has a space or a backslash, which would end the setting in Postgres's startup options; give a value without them (e.g. 60s rather than 60 s)"
+        )));
+    }
+    Ok(())
+}
+
+/// `?options=` in the URL would pass startup switches past the data source's options and
+/// their checks.
+fn refuse_startup_options_in_url(connection_string: &str) -> Result<(), ConnectorError> {
+    let Ok(url) = url::Url::parse(connection_string) else {
+        return Ok(());
+    };
+    match url.query_pairs().find(|(k, _)| k.starts_with("options")) {
+        Some((k, _)) => Err(ConnectorError::fatal(format!(
+            "connection_string: `{k}` is not accepted; give Postgres settings as the data source's options (name = value), where they are checked"
+        ))),
+        None => Ok(()),
     }
 }
