@@ -2,7 +2,6 @@
 //! straight into Arrow builders, and encoding Arrow columns as `COPY … (FORMAT binary)`.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::*;
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryArray,
     Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -434,6 +433,7 @@ fn header_end(data: &[u8]) -> Result<Option<usize>, ConnectorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::types::Int64Type;
 
     fn copy_data(rows: &[[Option<i64>; 2]]) -> Vec<u8> {
         let mut out = COPY_HEADER.to_vec();
