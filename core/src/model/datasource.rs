@@ -114,15 +114,7 @@ impl ConnectorKind {
         match self {
             ConnectorKind::S3 => &["password", "secret_access_key", "session_token"],
             ConnectorKind::Http => &["password", "token"],
-            ConnectorKind::Kafka => &[
-                "password",
-                "sasl_password",
-                "ssl_key_password",
-                "ssl_keystore_password",
-                "ssl_truststore_password",
-                "ssl_key_pem",
-                "sasl_oauthbearer_client_secret",
-            ],
+            ConnectorKind::Kafka => KAFKA_SECRET_FIELDS,
             _ => &["password"],
         }
     }
@@ -164,6 +156,18 @@ impl ConnectorKind {
         }
     }
 }
+
+/// Kafka's secrets: `password` (or `sasl_password`) is `sasl.password`; the others are the
+/// librdkafka properties [`ConnectorKind::secret_options`] names.
+pub const KAFKA_SECRET_FIELDS: &[&str] = &[
+    "password",
+    "sasl_password",
+    "ssl_key_password",
+    "ssl_keystore_password",
+    "ssl_truststore_password",
+    "ssl_key_pem",
+    "sasl_oauthbearer_client_secret",
+];
 
 /// Idra's own Kafka options; every other Kafka option is a librdkafka property (the agent
 /// passes on only those on its allow-list, agent/src/connectors/kafka/config.rs).

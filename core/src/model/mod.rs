@@ -13,7 +13,7 @@ mod views;
 pub use agent::{AgentInfo, Assignment};
 pub use datasource::{
     split_password, ConnectorKind, DataSource, DataSourceInput, SecretInput,
-    HTTP_CREDENTIAL_PARAMS, KAFKA_OWN_OPTIONS,
+    HTTP_CREDENTIAL_PARAMS, KAFKA_OWN_OPTIONS, KAFKA_SECRET_FIELDS,
 };
 pub use offset::{Cursor, Offset, OffsetChange};
 pub use status::{RunOutcome, RunRecord, SyncState, SyncStatus};

@@ -163,17 +163,21 @@ mod tests {
         }
     }
 
+    /// A Postgres data source an editor saved with its password.
+    async fn saved_with_password(s: &Services) -> crate::model::DataSource {
+        s.create_datasource(
+            &editor(),
+            postgres("postgres://app:prod-secret@db:5432/prod"),
+        )
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn testing_a_form_with_another_host_does_not_send_the_saved_password() {
         let recorder = Arc::new(Recorder::default());
         let (s, _dir) = services(recorder.clone()).await;
-        let saved = s
-            .create_datasource(
-                &editor(),
-                postgres("postgres://app:prod-secret@db:5432/prod"),
-            )
-            .await
-            .unwrap();
+        let saved = saved_with_password(&s).await;
         let mut attack = postgres("postgres://app@attacker.example:5432/prod");
         attack.secrets.insert("password".into(), SecretInput::Keep);
         let err = s
@@ -200,13 +204,7 @@ mod tests {
     async fn testing_the_saved_target_uses_the_saved_password() {
         let recorder = Arc::new(Recorder::default());
         let (s, _dir) = services(recorder.clone()).await;
-        let saved = s
-            .create_datasource(
-                &editor(),
-                postgres("postgres://app:prod-secret@db:5432/prod"),
-            )
-            .await
-            .unwrap();
+        let saved = saved_with_password(&s).await;
         let mut same = postgres("postgres://app@db:5432/prod");
         same.secrets.insert("password".into(), SecretInput::Keep);
         s.test_datasource_input(&editor(), Some(&saved.id), same)

@@ -4,21 +4,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
 use crate::connectors::types::Column;
-use idra_core::model::{ConnectorKind, KAFKA_OWN_OPTIONS as OWN_OPTIONS};
+use idra_core::model::{ConnectorKind, KAFKA_OWN_OPTIONS as OWN_OPTIONS, KAFKA_SECRET_FIELDS};
 
 use crate::connectors::{options, ConnectionSpec, ConnectorError};
 
-/// `password` (or `sasl_password`) is `sasl.password`; the others are the librdkafka
-/// properties `ConnectorKind::secret_options` names (`ssl_key_password` is `ssl.key.password`).
-pub const SECRET_FIELDS: &[&str] = &[
-    "password",
-    "sasl_password",
-    "ssl_key_password",
-    "ssl_keystore_password",
-    "ssl_truststore_password",
-    "ssl_key_pem",
-    "sasl_oauthbearer_client_secret",
-];
+/// Kafka's secrets, as the model defines them.
+pub const SECRET_FIELDS: &[&str] = KAFKA_SECRET_FIELDS;
 
 #[derive(Clone)]
 pub struct KafkaConfig {
