@@ -126,6 +126,12 @@ pub trait Source: Send + Sync {
     async fn acknowledge(&self, _through: &Cursor) -> Result<(), ConnectorError> {
         Ok(())
     }
+    /// Whether `acknowledge` releases deliveries (a queue): then each batch is acknowledged
+    /// before the next is written, so a crash redelivers at most one batch, and every read
+    /// asks for the whole batch size (the queue's prefetch is sized from it).
+    fn acknowledges_deliveries(&self) -> bool {
+        false
+    }
 }
 
 /// Written in the destination's own transaction together with the rows (one record per

@@ -435,7 +435,7 @@ impl Runner {
             settled?;
             self.abort_if_fault_injected();
             let commit = self.commit_offset(target, &cursor);
-            if dest.keeps_commit_records() {
+            if dest.keeps_commit_records() && !source.acknowledges_deliveries() {
                 // The destination's record says where to resume, so the offset (what the
                 // UI shows, and the fence check of the store) may complete during the next
                 // write. It is awaited before the next one starts, and before the
@@ -614,6 +614,14 @@ impl BatchSizes {
         Self { next, max }
     }
 
+    /// Every read asks for `size`.
+    fn fixed(size: usize) -> Self {
+        Self {
+            next: size,
+            max: size,
+        }
+    }
+
     fn next(&mut self) -> usize {
         let size = self.next;
         self.next = (size * 2).min(self.max);
@@ -634,7 +642,10 @@ fn spawn_reader(
     let (tx, rx) = mpsc::channel::<BatchResult>(1);
     let task = tokio::spawn(async move {
         let mut cursor = start;
-        let mut sizes = BatchSizes::new(limit);
+        let mut sizes = match source.acknowledges_deliveries() {
+            true => BatchSizes::fixed(limit),
+            false => BatchSizes::new(limit),
+        };
         loop {
             let read_began = Instant::now();
             let read = match source.read(&spec, &columns, &cursor, sizes.next()).await {

@@ -170,6 +170,10 @@ impl Source for RabbitSource {
         })
     }
 
+    fn acknowledges_deliveries(&self) -> bool {
+        true
+    }
+
     async fn acknowledge(&self, through: &Cursor) -> Result<(), ConnectorError> {
         let Cursor::Id { last_id } = through else {
             return Ok(());
